@@ -1,0 +1,1 @@
+"""lasor-datagen: panoramic, occlusion-aware synthetic SMPL data rendered with pyrender."""

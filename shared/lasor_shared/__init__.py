@@ -1,0 +1,6 @@
+"""Code shared by lasor's generator and trainer: body models, keypoints, cameras, rotations,
+the shard schema and manifest, config loading."""
+
+from lasor_shared.errors import LasorError
+
+__all__ = ["LasorError"]

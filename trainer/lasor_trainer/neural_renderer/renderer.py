@@ -1,0 +1,410 @@
+"""Renderer, projection and differentiable rasterisers (see the package docstring for the algorithm)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import cuda_backend
+
+log = logging.getLogger("lasor_trainer.neural_renderer")
+
+DEFAULT_IMAGE_SIZE = 256
+DEFAULT_ANTI_ALIASING = True
+DEFAULT_NEAR = 0.1
+DEFAULT_FAR = 100.0
+DEFAULT_EPS = 1e-4
+BACKENDS = ("auto", "cpu", "neural_renderer")
+ENV_BACKEND = "LASOR_NMR_BACKEND"
+
+try:  # one error type per package boundary; still a ValueError for callers that expect one
+    from lasor_shared.errors import LasorError as _Base
+except Exception:  # pragma: no cover - lasor_shared is always importable in the project
+    _Base = Exception
+
+
+class RendererInputError(_Base, ValueError):
+    """Bad input to the neural renderer; the one-line message names the argument."""
+
+
+def _bad(msg: str):
+    raise RendererInputError(msg)
+
+
+# --------------------------------------------------------------------------------------------------
+# kernels (imported lazily so that importing the package never triggers numba compilation)
+# --------------------------------------------------------------------------------------------------
+
+
+def _ck():
+    from . import cpu_kernels
+
+    return cpu_kernels
+
+
+# --------------------------------------------------------------------------------------------------
+# projection
+# --------------------------------------------------------------------------------------------------
+
+
+def projection(vertices, K, R, t, dist_coeffs=None, orig_size=1024, eps=1e-9):
+    """World (B, N, 3) → NDC (B, N, 3): x right, y up, in [-1, 1] over the image; z = camera depth.
+
+    P = v·Rᵀ + t; x' = x/z, y' = y/z; optional OpenCV distortion (k1, k2, p1, p2, k3);
+    [u, v] = K·[x', y', 1]; u_ndc = 2u/orig − 1, v_ndc = 1 − 2v/orig. K, R: (B, 3, 3); t: (B, 1, 3).
+    """
+    P = torch.matmul(vertices, R.transpose(-1, -2)) + t
+    x, y, z = P[..., 0], P[..., 1], P[..., 2]
+    x_ = x / (z + eps)
+    y_ = y / (z + eps)
+    if dist_coeffs is not None:
+        k1, k2, p1, p2, k3 = (dist_coeffs[:, None, i] for i in range(5))
+        r2 = x_ * x_ + y_ * y_
+        radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
+        x__ = x_ * radial + 2 * p1 * x_ * y_ + p2 * (r2 + 2 * x_ * x_)
+        y__ = y_ * radial + p1 * (r2 + 2 * y_ * y_) + 2 * p2 * x_ * y_
+        x_, y_ = x__, y__
+    u = K[:, None, 0, 0] * x_ + K[:, None, 0, 1] * y_ + K[:, None, 0, 2]
+    v = K[:, None, 1, 0] * x_ + K[:, None, 1, 1] * y_ + K[:, None, 1, 2]
+    u = 2.0 * u / orig_size - 1.0
+    v = 1.0 - 2.0 * v / orig_size
+    return torch.stack([u, v, z], dim=-1)
+
+
+def vertices_to_faces(vertices, faces):
+    """(B, N, 3) vertices, (B, F, 3) indices → (B, F, 3, 3) face vertex coordinates."""
+    B = vertices.shape[0]
+    idx = torch.arange(B, device=vertices.device)[:, None, None]
+    return vertices[idx, faces.long()]
+
+
+# --------------------------------------------------------------------------------------------------
+# CPU rasterisation (internal frame: row 0 = NDC y −1) and its autograd
+# --------------------------------------------------------------------------------------------------
+
+
+def _forward_cpu(faces_ndc: torch.Tensor, is_: int, near: float, far: float):
+    f = faces_ndc.detach().to("cpu", torch.float32).reshape(faces_ndc.shape[0], -1, 9).contiguous()
+    fim, zbuf = _ck().forward(f.numpy(), is_, near, far)
+    return f, torch.from_numpy(fim), torch.from_numpy(zbuf)
+
+
+class _SilhouetteFunction(torch.autograd.Function):
+    """alpha = [face index ≥ 0]; backward = Kato's approximate edge gradient (CPU kernels)."""
+
+    @staticmethod
+    def forward(ctx, faces_ndc, faces_flat, fim, eps):
+        ctx.faces_flat = faces_flat
+        ctx.fim = fim
+        ctx.eps = eps
+        ctx.shape = faces_ndc.shape
+        return (fim >= 0).to(torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad_alpha):
+        g = grad_alpha.detach().to("cpu", torch.float32).contiguous().numpy()
+        gf = _ck().backward(ctx.faces_flat.numpy(), ctx.fim.numpy(), g, ctx.eps)
+        grad = torch.from_numpy(gf).view(ctx.shape)
+        return grad, None, None, None
+
+
+def _depth_differentiable(faces_ndc, fim, zbuf, far):
+    """Perspective-correct depth recomputed with torch ops at covered pixels (exact gradient)."""
+    B, is_ = fim.shape[0], fim.shape[1]
+    bi, ri, ci = torch.nonzero(fim >= 0, as_tuple=True)
+    if bi.numel() == 0:
+        return zbuf.clone() + 0.0 * faces_ndc.sum()
+    v = faces_ndc[bi, fim[bi, ri, ci].long()]  # (P, 3, 3)
+    yp = (2.0 * ri.to(v.dtype) + 1.0 - is_) / is_
+    xp = (2.0 * ci.to(v.dtype) + 1.0 - is_) / is_
+    x0, y0, z0 = v[:, 0, 0], v[:, 0, 1], v[:, 0, 2]
+    x1, y1, z1 = v[:, 1, 0], v[:, 1, 1], v[:, 1, 2]
+    x2, y2, z2 = v[:, 2, 0], v[:, 2, 1], v[:, 2, 2]
+    area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+    e12 = (yp - y1) * (x2 - x1) - (xp - x1) * (y2 - y1)
+    e20 = (yp - y2) * (x0 - x2) - (xp - x2) * (y0 - y2)
+    e01 = (yp - y0) * (x1 - x0) - (xp - x0) * (y1 - y0)
+    w = (torch.stack([e12, e20, e01], dim=-1) / area[:, None]).clamp(0.0, 1.0)
+    w = w / w.sum(-1, keepdim=True)
+    zp = 1.0 / (w[:, 0] / z0 + w[:, 1] / z1 + w[:, 2] / z2)
+    out = torch.full((B, is_, is_), float(far), dtype=v.dtype, device=v.device)
+    return out.index_put((bi, ri, ci), zp)
+
+
+def _finish(img: torch.Tensor, anti_aliasing: bool) -> torch.Tensor:
+    img = img.flip(1)  # internal row 0 is the bottom of the picture
+    if anti_aliasing:
+        img = F.avg_pool2d(img[:, None], kernel_size=2)[:, 0]
+    return img
+
+
+def rasterize(
+    faces,
+    image_size=DEFAULT_IMAGE_SIZE,
+    anti_aliasing=DEFAULT_ANTI_ALIASING,
+    near=DEFAULT_NEAR,
+    far=DEFAULT_FAR,
+    eps=DEFAULT_EPS,
+    return_alpha=True,
+    return_depth=True,
+):
+    """CPU rasteriser on NDC faces (B, F, 3, 3) → {'alpha': (B,S,S) or None, 'depth': (B,S,S) or None}.
+
+    One rasterisation pass serves both outputs. Faces on another device are rasterised on the CPU
+    and the images are returned on the faces' device (autograd flows through the copies).
+    """
+    device = faces.device
+    faces_cpu = faces.to("cpu", torch.float32)
+    is_ = int(image_size) * (2 if anti_aliasing else 1)
+    flat, fim, zbuf = _forward_cpu(faces_cpu, is_, near, far)
+    out = {"alpha": None, "depth": None}
+    if return_alpha:
+        if faces_cpu.requires_grad:
+            alpha = _SilhouetteFunction.apply(faces_cpu, flat, fim, float(eps))
+        else:
+            alpha = (fim >= 0).to(torch.float32)
+        out["alpha"] = _finish(alpha, anti_aliasing).to(device)
+    if return_depth:
+        depth = _depth_differentiable(faces_cpu, fim, zbuf, far) if faces_cpu.requires_grad else zbuf
+        out["depth"] = _finish(depth, anti_aliasing).to(device)
+    return out
+
+
+def rasterize_silhouettes(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
+                          near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS):
+    """Silhouettes (B, S, S) in [0, 1] of NDC faces (B, F, 3, 3); Kato gradient on x, y."""
+    return rasterize(faces, image_size, anti_aliasing, near, far, eps, True, False)["alpha"]
+
+
+def rasterize_depth(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
+                    near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS):
+    """Depth (B, S, S) of NDC faces, background = far; analytic gradient of z* = 1/Σ wₖ/zₖ."""
+    return rasterize(faces, image_size, anti_aliasing, near, far, eps, False, True)["depth"]
+
+
+def rasterize_face_index_map(faces, image_size=DEFAULT_IMAGE_SIZE, near=DEFAULT_NEAR, far=DEFAULT_FAR):
+    """Plain (non-differentiable) rasterisation → (face index (B,S,S) int32, −1 = bg; depth (B,S,S)).
+
+    Rows are in image order (row 0 = top), no anti-aliasing.
+    """
+    with torch.no_grad():
+        _, fim, zbuf = _forward_cpu(faces, int(image_size), near, far)
+    return fim.flip(1), zbuf.flip(1)
+
+
+# --------------------------------------------------------------------------------------------------
+# backend selection
+# --------------------------------------------------------------------------------------------------
+
+
+def resolve_backend(requested: str | None, device: torch.device) -> str:
+    """'cpu' or 'neural_renderer' for tensors on `device`.
+
+    `requested` (None → env LASOR_NMR_BACKEND → 'auto'): 'auto' uses neural_renderer when it imports
+    and the tensors are on CUDA, else the CPU kernels; 'neural_renderer' insists on it (error if it
+    is missing or the tensors are not on CUDA); 'cpu' always uses the CPU kernels (CUDA tensors are
+    copied to the CPU and the images copied back).
+    """
+    req = requested if requested is not None else os.environ.get(ENV_BACKEND, "auto")
+    req = str(req).strip().lower() or "auto"
+    if req not in BACKENDS:
+        _bad(f"backend must be one of {BACKENDS}, got {req!r}")
+    if req == "cpu":
+        return "cpu"
+    has_nr = cuda_backend.load() is not None
+    if req == "neural_renderer":
+        if not has_nr:
+            _bad("backend='neural_renderer' but the neural_renderer package does not import")
+        if device.type != "cuda":
+            _bad(f"backend='neural_renderer' needs CUDA tensors, got vertices on {device}")
+        return "neural_renderer"
+    return "neural_renderer" if (has_nr and device.type == "cuda") else "cpu"
+
+
+# --------------------------------------------------------------------------------------------------
+# input checking
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_mesh(vertices, faces):
+    if not isinstance(vertices, torch.Tensor):
+        _bad(f"vertices must be a torch.Tensor of shape (B, N, 3), got {type(vertices).__name__}")
+    if vertices.ndim != 3 or vertices.shape[-1] != 3 or vertices.shape[0] < 1:
+        _bad(f"vertices must have shape (B, N, 3) with B ≥ 1, got {tuple(vertices.shape)}")
+    if vertices.dtype != torch.float32:
+        _bad(f"vertices must be float32, got {vertices.dtype}")
+    if not bool(torch.isfinite(vertices).all()):
+        _bad("vertices contain NaN or infinite values")
+    if not isinstance(faces, torch.Tensor):
+        _bad(f"faces must be a torch.Tensor of shape (B, F, 3), got {type(faces).__name__}")
+    if faces.dtype not in (torch.int32, torch.int64, torch.int16, torch.uint8):
+        _bad(f"faces must be an integer tensor (int32/int64), got {faces.dtype}")
+    if faces.ndim == 2 and faces.shape[-1] == 3:
+        faces = faces[None]
+    if faces.ndim != 3 or faces.shape[-1] != 3:
+        _bad(f"faces must have shape (B, F, 3), got {tuple(faces.shape)}")
+    B, N = vertices.shape[0], vertices.shape[1]
+    if faces.shape[0] not in (1, B):
+        _bad(f"faces batch size {faces.shape[0]} does not match vertices batch size {B}")
+    if faces.device != vertices.device:
+        faces = faces.to(vertices.device)
+    if faces.numel():
+        lo, hi = int(faces.min()), int(faces.max())
+        if lo < 0 or hi >= N:
+            _bad(f"faces index vertices out of range [0, {N}): min {lo}, max {hi}")
+    if faces.shape[0] != B:
+        faces = faces.expand(B, -1, -1)
+    return faces
+
+
+def _camera_tensor(x, name, B, device):
+    """K/R → (B, 3, 3); t → (B, 1, 3); dist_coeffs → (B, 5); float32 on `device`, graph kept."""
+    if x is None:
+        _bad(f"{name} is required for camera_mode='projection'")
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        except (TypeError, ValueError):
+            _bad(f"{name} must be numeric, got {type(x).__name__}")
+    x = x.to(device=device, dtype=torch.float32)
+    shape = tuple(x.shape)
+    if name in ("K", "R"):
+        ok = shape == (3, 3) or (x.ndim == 3 and shape[1:] == (3, 3))
+        want, x = "(3, 3) or (B, 3, 3)", (x[None] if x.ndim == 2 else x)
+    elif name == "t":
+        ok = shape == (3,) or (x.ndim == 2 and shape[1] == 3) or (x.ndim == 3 and shape[1:] == (1, 3))
+        want = "(3,), (B, 3) or (B, 1, 3)"
+        x = x.reshape(1, 1, 3) if x.ndim == 1 else (x[:, None, :] if x.ndim == 2 else x)
+    else:
+        ok = shape == (5,) or (x.ndim == 2 and shape[1] == 5)
+        want, x = "(5,) or (B, 5)", (x[None] if x.ndim == 1 else x)
+    if not ok:
+        _bad(f"{name} must have shape {want}, got {shape}")
+    if x.shape[0] not in (1, B):
+        _bad(f"{name} batch size {x.shape[0]} does not match vertices batch size {B}")
+    if not bool(torch.isfinite(x).all()):
+        _bad(f"{name} contains NaN or infinite values")
+    return x.expand(B, *x.shape[1:])
+
+
+# --------------------------------------------------------------------------------------------------
+# Renderer
+# --------------------------------------------------------------------------------------------------
+
+
+class Renderer(torch.nn.Module):
+    """neural_renderer's ``Renderer`` for silhouettes and depth, on CPU kernels or neural_renderer.
+
+    Arguments mirror neural_renderer (projection mode): ``image_size`` S, ``anti_aliasing``
+    (rasterise at 2S, average 2×2), ``fill_back`` (two-sided: faces doubled with reversed winding),
+    ``camera_mode`` ('projection' with ``K`` (B,3,3), ``R`` (B,3,3), ``t`` (B,1,3) — (3,3)/(3,)
+    and (B,3) are accepted too — ``dist_coeffs`` (B,5) and ``orig_size``; or 'none', where vertices
+    are already NDC: x right, y up in [-1, 1], z = depth), ``near``/``far`` (pixels are kept when
+    near < z < far; depth background = far). ``backend``: 'auto' | 'cpu' | 'neural_renderer'
+    (None → env LASOR_NMR_BACKEND → 'auto'). Unlike upstream, render_silhouettes/render_depth honour
+    this Renderer's near/far (upstream uses the module defaults 0.1/100, which are also ours).
+    Camera arguments can be overridden per call, as upstream.
+    """
+
+    def __init__(self, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
+                 background_color=(0, 0, 0), fill_back=True, camera_mode="projection",
+                 K=None, R=None, t=None, dist_coeffs=None, orig_size=1024,
+                 near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS, backend=None):
+        super().__init__()
+        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+            _bad(f"image_size must be a positive int, got {image_size!r}")
+        if camera_mode not in ("projection", "none"):
+            _bad(f"camera_mode must be 'projection' or 'none', got {camera_mode!r}")
+        if not (isinstance(orig_size, (int, float, np.integer, np.floating)) and orig_size > 0):
+            _bad(f"orig_size must be a positive number, got {orig_size!r}")
+        if not (0 <= float(near) < float(far)):
+            _bad(f"near/far must satisfy 0 ≤ near < far, got near={near!r}, far={far!r}")
+        self.image_size = int(image_size)
+        self.anti_aliasing = bool(anti_aliasing)
+        self.background_color = background_color
+        self.fill_back = bool(fill_back)
+        self.camera_mode = camera_mode
+        self.K, self.R, self.t, self.dist_coeffs = K, R, t, dist_coeffs
+        self.orig_size = orig_size
+        self.near, self.far, self.eps = float(near), float(far), float(eps)
+        if backend is not None and str(backend).strip().lower() not in BACKENDS:
+            _bad(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self._logged: set[tuple[str, str]] = set()
+
+    # ---- upstream-compatible entry points ----
+    def forward(self, vertices, faces, textures=None, mode="silhouettes", K=None, R=None, t=None,
+                dist_coeffs=None, orig_size=None):
+        if mode == "silhouettes":
+            return self.render_silhouettes(vertices, faces, K, R, t, dist_coeffs, orig_size)
+        if mode == "depth":
+            return self.render_depth(vertices, faces, K, R, t, dist_coeffs, orig_size)
+        _bad(f"mode must be 'silhouettes' or 'depth' (textured RGB is not implemented), got {mode!r}")
+
+    def render_silhouettes(self, vertices, faces, K=None, R=None, t=None, dist_coeffs=None, orig_size=None):
+        """(B, S, S) float32 silhouettes in [0, 1] (multiples of 0.25 with anti-aliasing)."""
+        return self._render("silhouettes", vertices, faces, K, R, t, dist_coeffs, orig_size)
+
+    def render_depth(self, vertices, faces, K=None, R=None, t=None, dist_coeffs=None, orig_size=None):
+        """(B, S, S) float32 camera depth, background = far (anti-aliasing averages with far)."""
+        return self._render("depth", vertices, faces, K, R, t, dist_coeffs, orig_size)
+
+    # ---- shared pipeline ----
+    def project(self, vertices, K=None, R=None, t=None, dist_coeffs=None, orig_size=None):
+        """World vertices (B, N, 3) → NDC vertices (B, N, 3) with this renderer's camera."""
+        if self.camera_mode == "none":
+            return vertices
+        B, dev = vertices.shape[0], vertices.device
+        K = _camera_tensor(self.K if K is None else K, "K", B, dev)
+        R = _camera_tensor(self.R if R is None else R, "R", B, dev)
+        t = _camera_tensor(self.t if t is None else t, "t", B, dev)
+        dc = self.dist_coeffs if dist_coeffs is None else dist_coeffs
+        if dc is not None:
+            dc = _camera_tensor(dc, "dist_coeffs", B, dev)
+        orig = self.orig_size if orig_size is None else orig_size
+        if not (isinstance(orig, (int, float, np.integer, np.floating)) and orig > 0):
+            _bad(f"orig_size must be a positive number, got {orig!r}")
+        return projection(vertices, K, R, t, dc, float(orig))
+
+    def _render(self, what, vertices, faces, K, R, t, dist_coeffs, orig_size):
+        faces = _check_mesh(vertices, faces)
+        backend = resolve_backend(self.backend, vertices.device)
+        key = (backend, vertices.device.type)
+        if key not in self._logged:
+            self._logged.add(key)
+            log.info("neural renderer backend: %s (tensors on %s, requested %s)", backend,
+                     vertices.device.type, self.backend or os.environ.get(ENV_BACKEND, "auto"))
+        if self.fill_back:
+            faces = torch.cat((faces, faces.flip(-1)), dim=1)
+        v = self.project(vertices, K, R, t, dist_coeffs, orig_size)
+        args = (self.image_size, self.anti_aliasing, self.near, self.far, self.eps)
+        if backend == "neural_renderer":
+            fn = cuda_backend.render_silhouettes if what == "silhouettes" else cuda_backend.render_depth
+            return fn(v, faces, *args)
+        face_v = vertices_to_faces(v, faces)
+        if what == "silhouettes":
+            return rasterize_silhouettes(face_v, *args)
+        return rasterize_depth(face_v, *args)
+
+
+def warmup():
+    """Compile (or load from cache) the numba kernels on a tiny problem; returns seconds spent."""
+    import time
+
+    t0 = time.perf_counter()
+    f = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]]], requires_grad=True)
+    a = rasterize_silhouettes(f, 8, False)
+    (a * (1 - 2 * torch.rand_like(a))).sum().backward()
+    rasterize_face_index_map(f.detach(), 8)
+    return time.perf_counter() - t0
+
+
+__all__ = [
+    "Renderer", "RendererInputError", "projection", "vertices_to_faces", "rasterize",
+    "rasterize_silhouettes", "rasterize_depth", "rasterize_face_index_map", "resolve_backend",
+    "warmup", "BACKENDS", "ENV_BACKEND",
+]
