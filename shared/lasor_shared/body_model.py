@@ -72,7 +72,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Allows numpy arrays, scipy sparse matrices and chumpy arrays; refuses everything else."""
 
     def find_class(self, module, name):
+        import codecs
         import copyreg
+
         import scipy.sparse
 
         allowed = {
@@ -80,6 +82,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             ("copy_reg", "_reconstructor"): copyreg._reconstructor,
             ("copyreg", "_reconstructor"): copyreg._reconstructor,
             ("__builtin__", "object"): object, ("builtins", "object"): object,
+            ("_codecs", "encode"): codecs.encode,  # how protocol-2 pickles store array bytes
         }
         for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
             allowed[(core, "_reconstruct")] = np._core.multiarray._reconstruct
