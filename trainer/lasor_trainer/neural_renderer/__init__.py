@@ -28,10 +28,14 @@ wins, so ties go to the lower face index). Outputs are the face-index map (−1 
 depth (``far`` for background) and the silhouette alpha = covered. With anti-aliasing the raster is
 2S×2S and images are 2×2 average-pooled, so silhouette values are multiples of ¼.
 
-The CPU kernel computes each face's pixel bounding box once, then one parallel job per (image,
-band of rows) visits only the faces whose box meets its band and tests only the pixels of that box.
-Jobs own disjoint rows of the z-buffer, so there are no races and the result is deterministic.
-Work is proportional to pixels covered by face boxes, never to pixels × faces.
+The CPU kernel reads projected vertices and integer faces directly (no gathered per-face copy).
+It first computes each face's drawing orientation and pixel bounding box. With fill_back, a face
+seen from behind is drawn as its reversed copy with index F + f, exactly as in neural_renderer's
+doubled face list, and "ties go to the lowest index" is applied explicitly, so no doubled list is
+built. Then one parallel job per (image, band of rows) visits only the faces whose box meets its
+band and tests only the pixels of that box. Jobs own disjoint rows of the z-buffer, so there are no
+races and the result is deterministic. Work is proportional to the pixels inside face boxes, never
+to pixels × faces.
 
 Backward (Kato's approximate silhouette gradient)
 --------------------------------------------------
@@ -59,9 +63,12 @@ away from zero), and grad[vertex, axis] −= d/δ. Silhouettes give no z gradien
 are heavy-tailed (≈ d/eps for pixels next to an edge) — optimise with Adam.
 
 The CPU kernel runs one parallel job per (image, face) and skips faces that win no pixel (culled,
-hidden, back copies of fill_back), so it never races. OUT sweeps only visit useful pixels: per scan
-line the background pixels with G < 0 are gathered once into sorted lists and a binary search finds
-those beyond v_out. Images whose G is zero everywhere are skipped.
+hidden), so it never races. Each job writes only its own face's corner gradients, and a second pass
+(one job per image) adds them into the vertex gradients. OUT sweeps visit only useful pixels: the
+background pixels with G < 0 on each scan line are collected once into sorted lists, and a binary
+search finds the ones beyond v_out. Images whose G is zero everywhere are skipped. Small problems
+run on one thread (PARALLEL_MIN_WORK), because spinning OpenMP barriers cost more than they save
+there, and far more when the CPUs are shared.
 
 Depth (``render_depth``) is differentiated analytically: z* = 1/Σ wₖ/zₖ is recomputed with torch
 ops at the covered pixels (face choice fixed), so autograd gives ∂z*/∂zₖ = wₖ z*²/zₖ² and the
@@ -83,6 +90,7 @@ from .renderer import (
     rasterize,
     rasterize_depth,
     rasterize_face_index_map,
+    rasterize_mesh,
     rasterize_silhouettes,
     resolve_backend,
     vertices_to_faces,
@@ -103,6 +111,7 @@ __all__ = [
     "rasterize",
     "rasterize_depth",
     "rasterize_face_index_map",
+    "rasterize_mesh",
     "rasterize_silhouettes",
     "resolve_backend",
     "vertices_to_faces",

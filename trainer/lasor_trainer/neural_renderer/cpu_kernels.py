@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -29,27 +30,41 @@ _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
 @njit(parallel=True, **_OPTS)
-def face_bounds(faces, is_, bounds):
-    """Per-face inclusive pixel bounding box (row_min, row_max, col_min, col_max) in the raster.
+def face_bounds(verts, faces, two_sided, is_, bounds):
+    """Per-face drawing orientation and inclusive pixel box (row_min, row_max, col_min, col_max, rev).
 
-    Back-facing (signed area < 0), zero-area, non-finite or off-image faces get row_min > row_max
-    and are never drawn. The box is widened by one pixel; the exact edge test decides coverage.
+    A face with positive signed area is drawn as is (rev = 0). With ``two_sided`` (fill_back) a face
+    with negative area is drawn as its reversed copy (v2, v1, v0) with face index F + f (rev = 1),
+    exactly as neural_renderer's doubled face list. Other faces (back side without fill_back,
+    zero area, non-finite, off-image) get row_min > row_max and are never drawn. The box is widened
+    by one pixel; the exact edge test decides coverage.
     """
-    B = faces.shape[0]
+    B = verts.shape[0]
+    Bf = faces.shape[0]
+    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
     F = faces.shape[1]
     n = float(is_)
     for b in prange(B):
+        fb = np.int64(b) * fstride
         for f in range(F):
             bounds[b, f, 0] = 1
             bounds[b, f, 1] = 0
-            x0 = np.float64(faces[b, f, 0])
-            y0 = np.float64(faces[b, f, 1])
-            x1 = np.float64(faces[b, f, 3])
-            y1 = np.float64(faces[b, f, 4])
-            x2 = np.float64(faces[b, f, 6])
-            y2 = np.float64(faces[b, f, 7])
+            bounds[b, f, 4] = 0
+            i0 = faces[fb, f, 0]
+            i1 = faces[fb, f, 1]
+            i2 = faces[fb, f, 2]
+            x0 = np.float64(verts[b, i0, 0])
+            y0 = np.float64(verts[b, i0, 1])
+            x1 = np.float64(verts[b, i1, 0])
+            y1 = np.float64(verts[b, i1, 1])
+            x2 = np.float64(verts[b, i2, 0])
+            y2 = np.float64(verts[b, i2, 1])
             area2 = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
-            if not (area2 > 0.0):  # back side, degenerate or NaN
+            if area2 > 0.0:
+                rev = 0
+            elif two_sided and area2 < 0.0:
+                rev = 1
+            else:  # back side, degenerate or NaN
                 continue
             px0 = 0.5 * (x0 * n + n - 1.0)
             px1 = 0.5 * (x1 * n + n - 1.0)
@@ -67,23 +82,28 @@ def face_bounds(faces, is_, bounds):
             bounds[b, f, 1] = int(math.floor(min(rmax, n - 1.0)))
             bounds[b, f, 2] = int(math.ceil(max(cmin, 0.0)))
             bounds[b, f, 3] = int(math.floor(min(cmax, n - 1.0)))
+            bounds[b, f, 4] = rev
 
 
 @njit(parallel=True, **_OPTS)
-def rasterize(faces, bounds, is_, near, far, nband, fim, zbuf):
+def rasterize(verts, faces, bounds, is_, near, far, nband, fim, zbuf):
     """Exact z-buffered rasterisation: fills ``fim`` and ``zbuf``.
 
-    A pixel centre is inside a front face when all three edge functions are ≥ 0 (edges count as
-    inside). Barycentrics are clamped to [0, 1] and renormalised; depth is perspective-correct
-    z* = 1 / Σ wₖ/zₖ and kept only for near < z* < far; the z-buffer test is strict, so ties go to
-    the lowest face index.
+    A pixel centre is inside a (drawn-orientation) face when all three edge functions are ≥ 0
+    (edges count as inside). Barycentrics are clamped to [0, 1] and renormalised; depth is
+    perspective-correct z* = 1 / Σ wₖ/zₖ and kept only for near < z* < far; the z-buffer keeps the
+    nearest face, ties going to the lowest face index (as a sequential pass over neural_renderer's
+    face list would).
     """
-    B = faces.shape[0]
+    B = verts.shape[0]
+    Bf = faces.shape[0]
+    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
     F = faces.shape[1]
     n = float(is_)
     band_h = (is_ + nband - 1) // nband
     for job in prange(B * nband):
         b = job // nband
+        fb = np.int64(b) * fstride
         r0 = (job % nband) * band_h
         r1 = min(is_, r0 + band_h) - 1
         for r in range(r0, r1 + 1):
@@ -99,15 +119,20 @@ def rasterize(faces, bounds, is_, near, far, nband, fim, zbuf):
             yb = min(rmax, r1)
             ca = bounds[b, f, 2]
             cb = bounds[b, f, 3]
-            x0 = np.float64(faces[b, f, 0])
-            y0 = np.float64(faces[b, f, 1])
-            z0 = np.float64(faces[b, f, 2])
-            x1 = np.float64(faces[b, f, 3])
-            y1 = np.float64(faces[b, f, 4])
-            z1 = np.float64(faces[b, f, 5])
-            x2 = np.float64(faces[b, f, 6])
-            y2 = np.float64(faces[b, f, 7])
-            z2 = np.float64(faces[b, f, 8])
+            rev = bounds[b, f, 4]
+            idx = f + F * rev
+            i0 = faces[fb, f, 2 if rev else 0]
+            i1 = faces[fb, f, 1]
+            i2 = faces[fb, f, 0 if rev else 2]
+            x0 = np.float64(verts[b, i0, 0])
+            y0 = np.float64(verts[b, i0, 1])
+            z0 = np.float64(verts[b, i0, 2])
+            x1 = np.float64(verts[b, i1, 0])
+            y1 = np.float64(verts[b, i1, 1])
+            z1 = np.float64(verts[b, i1, 2])
+            x2 = np.float64(verts[b, i2, 0])
+            y2 = np.float64(verts[b, i2, 1])
+            z2 = np.float64(verts[b, i2, 2])
             inv_area = 1.0 / ((x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0))
             for yi in range(ya, yb + 1):
                 yp = (2.0 * yi + 1.0 - n) / n
@@ -129,9 +154,10 @@ def rasterize(faces, bounds, is_, near, far, nband, fim, zbuf):
                     zp = ws / (w0 / z0 + w1 / z1 + w2 / z2)
                     if not (zp > near and zp < far):
                         continue
-                    if zp < zbuf[b, yi, xi]:
+                    zb = zbuf[b, yi, xi]
+                    if zp < zb or (zp == zb and idx < fim[b, yi, xi]):
                         zbuf[b, yi, xi] = zp
-                        fim[b, yi, xi] = f
+                        fim[b, yi, xi] = idx
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,27 +237,36 @@ def _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps):
 
 
 @njit(parallel=True, **_OPTS)
-def silhouette_backward(faces, fim, grad, owned, active, ptr, pos, val, eps, grad_faces):
+def silhouette_backward(verts, faces, bounds, fim, grad, owned, active, ptr, pos, val, eps, grad_faces):
     """Kato's approximate gradient of a binary silhouette raster w.r.t. the faces' NDC x, y.
 
-    grad: (B, is, is) ∂L/∂alpha in the internal frame. grad_faces: (B, F, 9) float64, zeroed.
+    grad: (B, is, is) ∂L/∂alpha in the internal frame. grad_faces: (B, F, 6) float32, zeroed; row f
+    holds (x, y) gradients of the face's corners in *drawing* order (reversed when bounds[..., 4]).
     Only faces that own a pixel can contribute (OUT needs the inside pixel owned, IN walks owned
     pixels), so every other (b, f) job returns at once.
     """
-    B = faces.shape[0]
+    B = verts.shape[0]
+    Bf = faces.shape[0]
+    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
     F = faces.shape[1]
     is_ = fim.shape[1]
     n = float(is_)
     for job in prange(B * F):
         b = job // F
-        fn = job % F
-        if active[b] == 0 or owned[b, fn] == 0:
+        f = job % F
+        if active[b] == 0 or bounds[b, f, 0] > bounds[b, f, 1]:
             continue
-        gf = grad_faces[b, fn]
+        rev = bounds[b, f, 4]
+        fn = f + F * rev
+        if owned[b, fn] == 0:
+            continue
+        fb = np.int64(b) * fstride
+        gf = np.zeros(9)
         P = np.empty((3, 2))
         for k in range(3):
-            P[k, 0] = 0.5 * (np.float64(faces[b, fn, 3 * k]) * n + n - 1.0)
-            P[k, 1] = 0.5 * (np.float64(faces[b, fn, 3 * k + 1]) * n + n - 1.0)
+            vi = faces[fb, f, 2 - k if rev else k]
+            P[k, 0] = 0.5 * (np.float64(verts[b, vi, 0]) * n + n - 1.0)
+            P[k, 1] = 0.5 * (np.float64(verts[b, vi, 1]) * n + n - 1.0)
         for edge in range(3):
             i0 = edge
             i1 = (edge + 1) % 3
@@ -319,6 +354,31 @@ def silhouette_backward(faces, fim, grad, owned, active, ptr, pos, val, eps, gra
                                 continue
                             delta = (d1 - d1_cross) * 2.0 / n
                             _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, g, eps)
+        for k in range(3):
+            grad_faces[b, f, 2 * k] = gf[3 * k]
+            grad_faces[b, f, 2 * k + 1] = gf[3 * k + 1]
+
+
+@njit(parallel=True, **_OPTS)
+def scatter_vertex_grads(faces, bounds, grad_faces, out):
+    """Sum per-face corner gradients into vertices: out (B, N, 3) float32, zeroed (z stays 0)."""
+    B = out.shape[0]
+    Bf = faces.shape[0]
+    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
+    F = faces.shape[1]
+    for b in prange(B):
+        fb = np.int64(b) * fstride
+        for f in range(F):
+            if bounds[b, f, 0] > bounds[b, f, 1]:
+                continue
+            rev = bounds[b, f, 4]
+            for k in range(3):
+                gx = grad_faces[b, f, 2 * k]
+                gy = grad_faces[b, f, 2 * k + 1]
+                if gx != 0.0 or gy != 0.0:
+                    vi = faces[fb, f, 2 - k if rev else k]
+                    out[b, vi, 0] += gx
+                    out[b, vi, 1] += gy
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,50 +386,81 @@ def silhouette_backward(faces, fim, grad, owned, active, ptr, pos, val, eps, gra
 # --------------------------------------------------------------------------------------------------
 
 
-def _bands(batch: int, is_: int) -> int:
-    """Bands of rows per image so that batch × bands gives every thread a few jobs."""
-    import numba
+# Below this much work (faces + pixels over the batch) a kernel runs on the calling thread only:
+# thread start-up and barriers cost more than they save, and under CPU contention spinning
+# OpenMP barriers can slow a small call down by an order of magnitude.
+PARALLEL_MIN_WORK = 200_000
 
-    want = 4 * numba.get_num_threads()
+
+class _threads:
+    """Context manager: numba threads for one kernel call (1 for small work, else the default)."""
+
+    def __init__(self, work: int):
+        self.n = 1 if work < PARALLEL_MIN_WORK else numba.config.NUMBA_NUM_THREADS
+        self.prev = None
+
+    def __enter__(self):
+        self.prev = numba.get_num_threads()
+        if self.n != self.prev:
+            numba.set_num_threads(self.n)
+        return self.n
+
+    def __exit__(self, *exc):
+        if numba.get_num_threads() != self.prev:
+            numba.set_num_threads(self.prev)
+        return False
+
+
+def _bands(batch: int, is_: int, nthreads: int) -> int:
+    """Bands of rows per image so that batch × bands gives every thread a few jobs."""
+    want = 4 * nthreads
     nband = max(1, -(-want // max(batch, 1)))
     return int(min(nband, max(1, is_ // 8)))
 
 
-def forward(faces: np.ndarray, is_: int, near: float, far: float):
-    """faces (B, F, 9) float32 → (fim (B, is, is) int32, zbuf (B, is, is) float32), internal frame."""
-    B, F = faces.shape[:2]
-    bounds = np.empty((B, F, 4), dtype=np.int32)
+def forward(verts: np.ndarray, faces: np.ndarray, two_sided: bool, is_: int, near: float, far: float):
+    """verts (B, N, 3) float32 NDC, faces (1 or B, F, 3) int32 →
+    fim (B, is, is) int32 (−1 bg; F + f = reversed copy of f), zbuf (B, is, is) float32,
+    bounds (B, F, 5) int32 — all in the internal frame."""
+    B = verts.shape[0]
+    F = faces.shape[1]
+    bounds = np.empty((B, F, 5), dtype=np.int32)
     fim = np.empty((B, is_, is_), dtype=np.int32)
     zbuf = np.empty((B, is_, is_), dtype=np.float32)
     if F == 0:
         fim.fill(-1)
         zbuf.fill(far)
-        return fim, zbuf
-    face_bounds(faces, is_, bounds)
-    rasterize(faces, bounds, is_, float(near), float(far), _bands(B, is_), fim, zbuf)
-    return fim, zbuf
+        return fim, zbuf, bounds
+    with _threads(B * (F + is_ * is_)) as nt:
+        face_bounds(verts, faces, bool(two_sided), is_, bounds)
+        rasterize(verts, faces, bounds, is_, float(near), float(far), _bands(B, is_, nt), fim, zbuf)
+    return fim, zbuf, bounds
 
 
-def backward(faces: np.ndarray, fim: np.ndarray, grad: np.ndarray, eps: float) -> np.ndarray:
-    """Kato's silhouette gradient: (B, F, 9) float32 w.r.t. the NDC face coordinates."""
-    B, F = faces.shape[:2]
+def backward(verts, faces, bounds, fim, grad, eps, two_sided):
+    """Kato's silhouette gradient w.r.t. the NDC vertices: (B, N, 3) float32 (z column zero)."""
+    B, N = verts.shape[:2]
+    F = faces.shape[1]
     is_ = fim.shape[1]
-    grad_faces = np.zeros((B, F, 9), dtype=np.float64)
+    out = np.zeros((B, N, 3), dtype=np.float32)
     if F == 0:
-        return grad_faces.astype(np.float32)
-    owned = np.zeros((B, F), dtype=np.uint8)
-    active = np.zeros(B, dtype=np.uint8)
-    owned_faces(fim, owned, active, grad)
-    if not active.any():
-        return grad_faces.astype(np.float32)
-    counts = np.zeros((B, 2, is_), dtype=np.int64)
-    out_candidates_count(fim, grad, counts)
-    ptr = np.zeros(B * 2 * is_ + 1, dtype=np.int64)
-    np.cumsum(counts.reshape(-1), out=ptr[1:])
-    total = int(ptr[-1])
-    pos = np.empty(max(total, 1), dtype=np.int32)
-    val = np.empty(max(total, 1), dtype=np.float64)
-    if total:
-        out_candidates_fill(fim, grad, ptr, pos, val)
-    silhouette_backward(faces, fim, grad, owned, active, ptr, pos, val, float(eps), grad_faces)
-    return grad_faces.astype(np.float32)
+        return out
+    with _threads(B * (F + is_ * is_)):
+        owned = np.zeros((B, F * (2 if two_sided else 1)), dtype=np.uint8)
+        active = np.zeros(B, dtype=np.uint8)
+        owned_faces(fim, owned, active, grad)
+        if not active.any():
+            return out
+        counts = np.zeros((B, 2, is_), dtype=np.int64)
+        out_candidates_count(fim, grad, counts)
+        ptr = np.zeros(B * 2 * is_ + 1, dtype=np.int64)
+        np.cumsum(counts.reshape(-1), out=ptr[1:])
+        total = int(ptr[-1])
+        pos = np.empty(max(total, 1), dtype=np.int32)
+        val = np.empty(max(total, 1), dtype=np.float64)
+        if total:
+            out_candidates_fill(fim, grad, ptr, pos, val)
+        grad_faces = np.zeros((B, F, 6), dtype=np.float32)
+        silhouette_backward(verts, faces, bounds, fim, grad, owned, active, ptr, pos, val, float(eps), grad_faces)
+        scatter_vertex_grads(faces, bounds, grad_faces, out)
+    return out

@@ -87,38 +87,44 @@ def vertices_to_faces(vertices, faces):
 # --------------------------------------------------------------------------------------------------
 
 
-def _forward_cpu(faces_ndc: torch.Tensor, is_: int, near: float, far: float):
-    f = faces_ndc.detach().to("cpu", torch.float32).reshape(faces_ndc.shape[0], -1, 9).contiguous()
-    fim, zbuf = _ck().forward(f.numpy(), is_, near, far)
-    return f, torch.from_numpy(fim), torch.from_numpy(zbuf)
+def _forward_cpu(verts_ndc: torch.Tensor, faces: torch.Tensor, two_sided: bool, is_: int, near: float, far: float):
+    v = verts_ndc.detach().to("cpu", torch.float32).contiguous().numpy()
+    f = faces.detach().to("cpu", torch.int32).contiguous().numpy()
+    fim, zbuf, bounds = _ck().forward(v, f, two_sided, is_, near, far)
+    return v, f, bounds, torch.from_numpy(fim), torch.from_numpy(zbuf)
 
 
 class _SilhouetteFunction(torch.autograd.Function):
     """alpha = [face index ≥ 0]; backward = Kato's approximate edge gradient (CPU kernels)."""
 
     @staticmethod
-    def forward(ctx, faces_ndc, faces_flat, fim, eps):
-        ctx.faces_flat = faces_flat
-        ctx.fim = fim
-        ctx.eps = eps
-        ctx.shape = faces_ndc.shape
+    def forward(ctx, verts_ndc, v_np, f_np, bounds, fim, eps, two_sided):
+        ctx.saved = (v_np, f_np, bounds, fim.numpy(), eps, two_sided)
         return (fim >= 0).to(torch.float32)
 
     @staticmethod
     def backward(ctx, grad_alpha):
+        v_np, f_np, bounds, fim, eps, two_sided = ctx.saved
         g = grad_alpha.detach().to("cpu", torch.float32).contiguous().numpy()
-        gf = _ck().backward(ctx.faces_flat.numpy(), ctx.fim.numpy(), g, ctx.eps)
-        grad = torch.from_numpy(gf).view(ctx.shape)
-        return grad, None, None, None
+        gv = _ck().backward(v_np, f_np, bounds, fim, g, eps, two_sided)
+        return torch.from_numpy(gv), None, None, None, None, None, None
 
 
-def _depth_differentiable(faces_ndc, fim, zbuf, far):
-    """Perspective-correct depth recomputed with torch ops at covered pixels (exact gradient)."""
+def _depth_differentiable(verts_ndc, faces, fim, far):
+    """Perspective-correct depth recomputed with torch ops at covered pixels (exact gradient).
+
+    The face choice comes from the z-buffer; the weights use signed areas, so a face drawn as its
+    reversed copy (index ≥ F) gives the same barycentrics in the original vertex order.
+    """
     B, is_ = fim.shape[0], fim.shape[1]
+    F = faces.shape[1]
     bi, ri, ci = torch.nonzero(fim >= 0, as_tuple=True)
+    out = torch.full((B, is_, is_), float(far), dtype=verts_ndc.dtype)
     if bi.numel() == 0:
-        return zbuf.clone() + 0.0 * faces_ndc.sum()
-    v = faces_ndc[bi, fim[bi, ri, ci].long()]  # (P, 3, 3)
+        return out + 0.0 * verts_ndc.sum()
+    fi = fim[bi, ri, ci].long() % F
+    vidx = faces.long()[bi if faces.shape[0] > 1 else torch.zeros_like(bi), fi]  # (P, 3)
+    v = verts_ndc[bi[:, None], vidx]  # (P, 3, 3)
     yp = (2.0 * ri.to(v.dtype) + 1.0 - is_) / is_
     xp = (2.0 * ci.to(v.dtype) + 1.0 - is_) / is_
     x0, y0, z0 = v[:, 0, 0], v[:, 0, 1], v[:, 0, 2]
@@ -131,7 +137,6 @@ def _depth_differentiable(faces_ndc, fim, zbuf, far):
     w = (torch.stack([e12, e20, e01], dim=-1) / area[:, None]).clamp(0.0, 1.0)
     w = w / w.sum(-1, keepdim=True)
     zp = 1.0 / (w[:, 0] / z0 + w[:, 1] / z1 + w[:, 2] / z2)
-    out = torch.full((B, is_, is_), float(far), dtype=v.dtype, device=v.device)
     return out.index_put((bi, ri, ci), zp)
 
 
@@ -140,6 +145,42 @@ def _finish(img: torch.Tensor, anti_aliasing: bool) -> torch.Tensor:
     if anti_aliasing:
         img = F.avg_pool2d(img[:, None], kernel_size=2)[:, 0]
     return img
+
+
+def rasterize_mesh(verts_ndc, faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
+                   near=DEFAULT_NEAR, far=DEFAULT_FAR, eps=DEFAULT_EPS, fill_back=False,
+                   return_alpha=True, return_depth=True):
+    """CPU rasteriser on NDC vertices (B, N, 3) and faces (1 or B, F, 3) → {'alpha', 'depth'}.
+
+    ``fill_back`` draws the reversed copy of back-facing faces (neural_renderer's doubled face list,
+    without materialising it). One rasterisation pass serves both outputs. Tensors on another
+    device are rasterised on the CPU and the images returned on that device (autograd flows).
+    """
+    device = verts_ndc.device
+    v_cpu = verts_ndc.to("cpu", torch.float32)
+    is_ = int(image_size) * (2 if anti_aliasing else 1)
+    v_np, f_np, bounds, fim, zbuf = _forward_cpu(v_cpu, faces, fill_back, is_, near, far)
+    out = {"alpha": None, "depth": None}
+    if return_alpha:
+        if v_cpu.requires_grad:
+            alpha = _SilhouetteFunction.apply(v_cpu, v_np, f_np, bounds, fim, float(eps), bool(fill_back))
+        else:
+            alpha = (fim >= 0).to(torch.float32)
+        out["alpha"] = _finish(alpha, anti_aliasing).to(device)
+    if return_depth:
+        if v_cpu.requires_grad:
+            depth = _depth_differentiable(v_cpu, torch.from_numpy(f_np), fim, far)
+        else:
+            depth = zbuf
+        out["depth"] = _finish(depth, anti_aliasing).to(device)
+    return out
+
+
+def _faces_as_mesh(faces):
+    """(B, F, 3, 3) face coordinates → vertices (B, 3F, 3) and shared indices (1, F, 3)."""
+    B, Fn = faces.shape[:2]
+    idx = torch.arange(3 * Fn, dtype=torch.int32).reshape(1, Fn, 3)
+    return faces.reshape(B, 3 * Fn, 3), idx
 
 
 def rasterize(
@@ -152,26 +193,9 @@ def rasterize(
     return_alpha=True,
     return_depth=True,
 ):
-    """CPU rasteriser on NDC faces (B, F, 3, 3) → {'alpha': (B,S,S) or None, 'depth': (B,S,S) or None}.
-
-    One rasterisation pass serves both outputs. Faces on another device are rasterised on the CPU
-    and the images are returned on the faces' device (autograd flows through the copies).
-    """
-    device = faces.device
-    faces_cpu = faces.to("cpu", torch.float32)
-    is_ = int(image_size) * (2 if anti_aliasing else 1)
-    flat, fim, zbuf = _forward_cpu(faces_cpu, is_, near, far)
-    out = {"alpha": None, "depth": None}
-    if return_alpha:
-        if faces_cpu.requires_grad:
-            alpha = _SilhouetteFunction.apply(faces_cpu, flat, fim, float(eps))
-        else:
-            alpha = (fim >= 0).to(torch.float32)
-        out["alpha"] = _finish(alpha, anti_aliasing).to(device)
-    if return_depth:
-        depth = _depth_differentiable(faces_cpu, fim, zbuf, far) if faces_cpu.requires_grad else zbuf
-        out["depth"] = _finish(depth, anti_aliasing).to(device)
-    return out
+    """neural_renderer-style rasteriser on NDC faces (B, F, 3, 3) → {'alpha', 'depth'} (CPU)."""
+    v, idx = _faces_as_mesh(faces)
+    return rasterize_mesh(v, idx, image_size, anti_aliasing, near, far, eps, False, return_alpha, return_depth)
 
 
 def rasterize_silhouettes(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_ANTI_ALIASING,
@@ -186,13 +210,17 @@ def rasterize_depth(faces, image_size=DEFAULT_IMAGE_SIZE, anti_aliasing=DEFAULT_
     return rasterize(faces, image_size, anti_aliasing, near, far, eps, False, True)["depth"]
 
 
-def rasterize_face_index_map(faces, image_size=DEFAULT_IMAGE_SIZE, near=DEFAULT_NEAR, far=DEFAULT_FAR):
+def rasterize_face_index_map(faces, image_size=DEFAULT_IMAGE_SIZE, near=DEFAULT_NEAR, far=DEFAULT_FAR,
+                             verts=None, fill_back=False):
     """Plain (non-differentiable) rasterisation → (face index (B,S,S) int32, −1 = bg; depth (B,S,S)).
 
-    Rows are in image order (row 0 = top), no anti-aliasing.
+    Either NDC face coordinates ``faces`` (B, F, 3, 3), or ``verts`` (B, N, 3) NDC with index
+    ``faces`` (1 or B, F, 3). Rows are in image order (row 0 = top), no anti-aliasing.
     """
     with torch.no_grad():
-        _, fim, zbuf = _forward_cpu(faces, int(image_size), near, far)
+        if verts is None:
+            verts, faces = _faces_as_mesh(faces)
+        _, _, _, fim, zbuf = _forward_cpu(verts, faces, fill_back, int(image_size), near, far)
     return fim.flip(1), zbuf.flip(1)
 
 
@@ -256,9 +284,7 @@ def _check_mesh(vertices, faces):
         lo, hi = int(faces.min()), int(faces.max())
         if lo < 0 or hi >= N:
             _bad(f"faces index vertices out of range [0, {N}): min {lo}, max {hi}")
-    if faces.shape[0] != B:
-        faces = faces.expand(B, -1, -1)
-    return faces
+    return faces  # batch 1 or B
 
 
 def _camera_tensor(x, name, B, device):
@@ -274,16 +300,19 @@ def _camera_tensor(x, name, B, device):
     shape = tuple(x.shape)
     if name in ("K", "R"):
         ok = shape == (3, 3) or (x.ndim == 3 and shape[1:] == (3, 3))
-        want, x = "(3, 3) or (B, 3, 3)", (x[None] if x.ndim == 2 else x)
+        want = "(3, 3) or (B, 3, 3)"
     elif name == "t":
         ok = shape == (3,) or (x.ndim == 2 and shape[1] == 3) or (x.ndim == 3 and shape[1:] == (1, 3))
         want = "(3,), (B, 3) or (B, 1, 3)"
-        x = x.reshape(1, 1, 3) if x.ndim == 1 else (x[:, None, :] if x.ndim == 2 else x)
     else:
         ok = shape == (5,) or (x.ndim == 2 and shape[1] == 5)
-        want, x = "(5,) or (B, 5)", (x[None] if x.ndim == 1 else x)
+        want = "(5,) or (B, 5)"
     if not ok:
         _bad(f"{name} must have shape {want}, got {shape}")
+    if name == "t":
+        x = x.reshape(1, 1, 3) if x.ndim == 1 else (x[:, None, :] if x.ndim == 2 else x)
+    elif x.ndim == (2 if name in ("K", "R") else 1):
+        x = x[None]
     if x.shape[0] not in (1, B):
         _bad(f"{name} batch size {x.shape[0]} does not match vertices batch size {B}")
     if not bool(torch.isfinite(x).all()):
@@ -378,17 +407,17 @@ class Renderer(torch.nn.Module):
             self._logged.add(key)
             log.info("neural renderer backend: %s (tensors on %s, requested %s)", backend,
                      vertices.device.type, self.backend or os.environ.get(ENV_BACKEND, "auto"))
-        if self.fill_back:
-            faces = torch.cat((faces, faces.flip(-1)), dim=1)
         v = self.project(vertices, K, R, t, dist_coeffs, orig_size)
         args = (self.image_size, self.anti_aliasing, self.near, self.far, self.eps)
         if backend == "neural_renderer":
+            faces = faces.expand(v.shape[0], -1, -1)
+            if self.fill_back:
+                faces = torch.cat((faces, faces.flip(-1)), dim=1)
             fn = cuda_backend.render_silhouettes if what == "silhouettes" else cuda_backend.render_depth
             return fn(v, faces, *args)
-        face_v = vertices_to_faces(v, faces)
-        if what == "silhouettes":
-            return rasterize_silhouettes(face_v, *args)
-        return rasterize_depth(face_v, *args)
+        sil = what == "silhouettes"
+        out = rasterize_mesh(v, faces, *args, fill_back=self.fill_back, return_alpha=sil, return_depth=not sil)
+        return out["alpha" if sil else "depth"]
 
 
 def warmup():
@@ -404,7 +433,7 @@ def warmup():
 
 
 __all__ = [
-    "Renderer", "RendererInputError", "projection", "vertices_to_faces", "rasterize",
+    "Renderer", "RendererInputError", "projection", "vertices_to_faces", "rasterize", "rasterize_mesh",
     "rasterize_silhouettes", "rasterize_depth", "rasterize_face_index_map", "resolve_backend",
     "warmup", "BACKENDS", "ENV_BACKEND",
 ]

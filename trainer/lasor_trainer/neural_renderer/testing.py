@@ -1,0 +1,130 @@
+"""Meshes and cameras for the neural renderer's tests and benchmarks (no downloads).
+
+``body_mesh()`` returns the project's embedded SMPL-format body (``lasor_shared/data/*.npz``, keys
+``v_template`` and ``f``) when it is present, else a body-like mesh of ellipsoids built here.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+
+
+def _icosphere(subdivisions: int):
+    """Unit icosphere (vertices, faces) with outward CCW faces, numpy only."""
+    t = (1.0 + 5.0**0.5) / 2.0
+    v = [[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t], [0, -1, -t], [0, 1, -t],
+         [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]]
+    f = [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2],
+         [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5],
+         [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]]
+    v = np.array(v, dtype=np.float64)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    f = np.array(f, dtype=np.int64)
+    for _ in range(subdivisions):
+        edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+        uniq, inv = np.unique(edges, axis=0, return_inverse=True)
+        mid = v[uniq].mean(axis=1)
+        mid /= np.linalg.norm(mid, axis=1, keepdims=True)
+        m = inv.reshape(3, -1).T + len(v)  # midpoints of edges (01, 12, 20)
+        v = np.concatenate([v, mid])
+        a, b, c = f[:, 0], f[:, 1], f[:, 2]
+        ab, bc, ca = m[:, 0], m[:, 1], m[:, 2]
+        f = np.concatenate([np.stack([a, ab, ca], 1), np.stack([b, bc, ab], 1),
+                            np.stack([c, ca, bc], 1), np.stack([ab, bc, ca], 1)])
+    return v, f
+
+
+def _rot(axis, angle):
+    axis = np.asarray(axis, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+
+
+def body_like_mesh(detail: int = 4):
+    """A ~1.7 m body-like mesh (y up, facing +z) of 14 overlapping ellipsoids.
+
+    detail=4: ≈27k faces (torso/head 5120 each, limbs 1280); detail=3: ≈7k; detail=2: ≈1.8k.
+    """
+    big = _icosphere(detail)
+    small = _icosphere(max(detail - 1, 0))
+    # (sphere, centre, radii, rotation axis, angle)
+    parts = [
+        (big, (0.0, 0.25, 0.0), (0.19, 0.32, 0.12), (0, 0, 1), 0.0),        # torso
+        (big, (0.0, 0.72, 0.02), (0.10, 0.12, 0.11), (0, 0, 1), 0.0),       # head
+        (small, (0.0, 0.57, 0.0), (0.05, 0.06, 0.05), (0, 0, 1), 0.0),      # neck
+        (small, (0.0, -0.08, 0.0), (0.18, 0.12, 0.11), (0, 0, 1), 0.0),     # pelvis
+        (small, (-0.30, 0.38, 0.0), (0.05, 0.16, 0.05), (0, 0, 1), -0.6),   # upper arms
+        (small, (0.30, 0.38, 0.0), (0.05, 0.16, 0.05), (0, 0, 1), 0.6),
+        (small, (-0.45, 0.14, 0.06), (0.04, 0.15, 0.04), (1, 0, 1), -0.3),  # forearms
+        (small, (0.47, 0.18, 0.02), (0.04, 0.15, 0.04), (0, 0, 1), 0.2),
+        (small, (-0.11, -0.38, 0.0), (0.08, 0.24, 0.08), (0, 0, 1), 0.05),  # thighs
+        (small, (0.11, -0.38, 0.03), (0.08, 0.24, 0.08), (1, 0, 0), -0.25),
+        (small, (-0.13, -0.83, 0.0), (0.055, 0.22, 0.055), (0, 0, 1), 0.0),  # shins
+        (small, (0.13, -0.80, 0.12), (0.055, 0.22, 0.055), (1, 0, 0), 0.3),
+        (small, (-0.13, -1.05, 0.06), (0.05, 0.03, 0.11), (0, 0, 1), 0.0),  # feet
+        (small, (0.13, -1.0, 0.22), (0.05, 0.03, 0.11), (1, 0, 0), 0.3),
+    ]
+    verts, faces, off = [], [], 0
+    for (sv, sf), centre, radii, axis, angle in parts:
+        v = (sv * np.asarray(radii)) @ _rot(axis, angle).T + np.asarray(centre)
+        verts.append(v)
+        faces.append(sf + off)
+        off += len(v)
+    return np.concatenate(verts).astype(np.float32), np.concatenate(faces).astype(np.int32)
+
+
+def embedded_body_path():
+    """Path of the embedded SMPL-format body model (.npz) if lasor_shared ships one, else None."""
+    try:
+        import lasor_shared
+
+        data = os.path.join(os.path.dirname(lasor_shared.__file__), "data")
+    except Exception:
+        data = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "lasor_shared", "data")
+    paths = sorted(glob.glob(os.path.join(data, "*.npz")), key=lambda p: ("neutral" not in os.path.basename(p), p))
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "v_template" in z.files and "f" in z.files:
+                    return path
+        except Exception:
+            continue
+    return None
+
+
+def body_mesh():
+    """(vertices (N,3) float32, faces (F,3) int32, name): the embedded body, else body_like_mesh()."""
+    path = embedded_body_path()
+    if path is not None:
+        with np.load(path, allow_pickle=False) as z:
+            return (np.asarray(z["v_template"], np.float32), np.asarray(z["f"], np.int32),
+                    os.path.basename(path))
+    v, f = body_like_mesh(4)
+    return v, f, "body_like_mesh(4)"
+
+
+def random_rotation(rng: np.random.Generator, max_angle: float = np.pi) -> np.ndarray:
+    axis = rng.normal(size=3)
+    return _rot(axis, rng.uniform(-max_angle, max_angle))
+
+
+def random_view(rng: np.random.Generator, vertices: np.ndarray, orig_size: int = 512):
+    """A random rigid pose of the mesh and an OpenCV camera (K, R, t) that sees it whole-ish.
+
+    Returns (posed vertices (N,3) float32, K (3,3), R (3,3), t (3,)) in lasor's convention.
+    """
+    v = vertices - vertices.mean(0)
+    v = v @ random_rotation(rng).T.astype(np.float32)
+    extent = float(np.linalg.norm(v, axis=1).max())
+    focal = orig_size * rng.uniform(1.1, 1.6)
+    dist = focal * 1.8 * extent / orig_size * rng.uniform(0.9, 1.2)
+    K = np.array([[focal, 0, orig_size / 2 + rng.uniform(-20, 20)],
+                  [0, focal * rng.uniform(0.95, 1.05), orig_size / 2 + rng.uniform(-20, 20)],
+                  [0, 0, 1]], dtype=np.float64)
+    R = random_rotation(rng)
+    t = np.array([rng.uniform(-0.1, 0.1) * extent, rng.uniform(-0.1, 0.1) * extent, dist])
+    return v.astype(np.float32), K, R, t
