@@ -64,3 +64,88 @@ def build(out_path, gender, n_shapes, seed, cache_dir):
     from lasor_shared.anny_builder import build_from_anny
 
     build_from_anny(out_path, gender=gender, n_shapes=n_shapes, seed=seed, cache_dir=cache_dir, log=click.echo)
+
+
+# ---------------------------------------------------------------- datasets
+
+@main.command("generate")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler (tcp://HOST:8786); default: a LocalCluster on this machine.")
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,
+              help="LocalCluster worker processes (default: one per CPU core).")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset of a different recipe in --out.")
+@click.option("--shards", type=click.IntRange(1), default=None, help="Override the recipe's shard count.")
+@click.option("--samples-per-shard", type=click.IntRange(1), default=None, help="Override samples per shard.")
+@click.option("--image-size", type=click.IntRange(32, 2048), default=None, help="Override the image size.")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Override the recipe seed.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@clean_errors
+def generate_cmd(recipe, out, scheduler, workers, overwrite, shards, samples_per_shard, image_size, seed, quiet):
+    """Generate (or finish) a sharded dataset from a YAML RECIPE.
+
+    Re-running the same command after an interruption finishes only the missing shards.
+    """
+    from lasor_datagen.orchestrate import generate
+
+    overrides = {"shards": shards, "samples_per_shard": samples_per_shard, "image_size": image_size, "seed": seed}
+    generate(recipe, out, scheduler=scheduler, workers=workers, overwrite=overwrite, overrides=overrides,
+             progress=not quiet, log=click.echo)
+
+
+@main.command("verify")
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("--recipe", default=None, type=click.Path(dir_okay=False),
+              help="Also check that the dataset was generated from this recipe.")
+@clean_errors
+def verify_cmd(dataset, recipe):
+    """Re-hash every shard of DATASET against manifest.json and check the schema (exit 1 on problems)."""
+    import sys
+
+    from lasor_datagen.orchestrate import verify
+
+    problems = verify(dataset, recipe)
+    if problems:
+        for p in problems:
+            click.echo(f"problem: {p}", err=True)
+        click.echo(f"{dataset}: {len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    from lasor_shared.shards import read_manifest
+
+    m = read_manifest(dataset)
+    click.echo(f"{dataset}: ok ({m['totals']['n_shards']} shards, {m['totals']['n_samples']} samples, "
+               f"recipe {m['recipe_hash'][:12]})")
+
+
+@main.command("preview")
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("-n", "n", default=64, show_default=True, help="Number of samples.")
+@click.option("--out", "out_png", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--cols", default=8, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Which samples to draw.")
+@clean_errors
+def preview_cmd(dataset, n, out_png, cols, seed):
+    """Contact sheet of DATASET: masks, COCO keypoints coloured by visibility code."""
+    from lasor_datagen.preview import contact_sheet
+
+    w, h = contact_sheet(dataset, out_png, n=n, cols=cols, seed=seed)
+    click.echo(f"wrote {out_png} ({w}x{h})")
+
+
+@main.command("stats")
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default="stats", show_default=True, type=click.Path(file_okay=False))
+@clean_errors
+def stats_cmd(dataset, out_dir):
+    """Histograms of DATASET (viewpoints, occlusion, visibility) as stats.png + stats.json in --out."""
+    from lasor_datagen.stats import dataset_stats
+
+    s = dataset_stats(dataset, out_dir)
+    click.echo(f"wrote {out_dir}/stats.png and stats.json: {s['n_samples']} samples, unoccluded share "
+               f"{s['unoccluded_share']:.2f}, median visible fraction of occluded "
+               f"{s['visible_fraction_of_occluded'].get('median', float('nan')):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""`lasor-datagen generate`: validate everything, then fan shards out over Dask, then the manifest.
+
+Order of work (nothing is written until every check has passed):
+1. recipe (fields, types, ranges), pose files (readable, width 72 / ≥ 66 for AMASS), body models;
+2. the output folder can be written (or created), and holds no dataset of another recipe unless
+   --overwrite;
+3. an offscreen GL backend works (probed in a subprocess: the parent never creates a GL context,
+   workers inherit PYOPENGL_PLATFORM);
+4. `recipe.json` is written, shards already present and valid (sidecar hash = file hash, same
+   recipe hash) are kept, the rest are submitted, one task per shard, with retries on worker loss;
+5. `manifest.json` is assembled from the sidecars, written last, atomically.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import shutil
+import time
+
+from lasor_shared.errors import LasorError
+from lasor_shared.shards import (MANIFEST, SCHEMA_VERSION, read_manifest, sha256_file, shard_name,
+                                 shard_schema, sidecar_name, write_json_atomic)
+
+RECIPE_FILE = "recipe.json"
+RETRIES = 3
+
+
+def _check_out_dir(out: str) -> None:
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise LasorError(f"--out {out}: exists and is not a folder")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise LasorError(f"--out {out}: folder is not writable")
+        return
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise LasorError(f"--out {out}: cannot create the folder ({parent} is not writable)")
+
+
+def _our_files(out):
+    pats = ("shard-*.h5", "shard-*.json", "shard-*.h5.tmp-*", MANIFEST, RECIPE_FILE)
+    return sorted({p for pat in pats for p in glob.glob(os.path.join(out, pat))})
+
+
+def _existing_recipe_hash(out):
+    path = os.path.join(out, RECIPE_FILE)
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                return json.load(f).get("recipe_hash", "?")
+        except (OSError, json.JSONDecodeError):
+            return "?"
+    if glob.glob(os.path.join(out, "shard-*.h5")) or os.path.isfile(os.path.join(out, MANIFEST)):
+        return "?"
+    return None
+
+
+def shard_is_valid(out, index, rhash) -> bool:
+    """A finished shard: file present, sidecar of the same recipe, sidecar hash = file hash."""
+    h5, side = os.path.join(out, shard_name(index)), os.path.join(out, sidecar_name(index))
+    if not (os.path.isfile(h5) and os.path.isfile(side)):
+        return False
+    try:
+        with open(side) as f:
+            rec = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (rec.get("recipe_hash") == rhash and rec.get("bytes") == os.path.getsize(h5)
+            and rec.get("sha256") == sha256_file(h5))
+
+
+def versions(gl_platform):
+    import h5py
+    import numpy
+    import smplx
+    import torch
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"lasor": v("lasor"), "python": platform.python_version(), "numpy": numpy.__version__,
+            "torch": torch.__version__, "smplx": getattr(smplx, "__version__", v("smplx")), "h5py": h5py.__version__,
+            "pyrender": v("pyrender-maintained") or v("pyrender"), "PyOpenGL": v("PyOpenGL"),
+            "gl_platform": gl_platform}
+
+
+def prepare(recipe_path, overrides=None):
+    """Validate the recipe and all its inputs; returns (recipe, recipe dict, inputs, hash, body info)."""
+    from lasor_shared.body_model import load_body_model
+    from lasor_datagen.poses import load_pose_file
+    from lasor_datagen.recipe import full_hash, input_hashes, load_recipe, recipe_dict
+
+    recipe = load_recipe(recipe_path, overrides)
+    for i, s in enumerate(recipe.poses.sources):
+        if s.kind != "library":
+            try:
+                load_pose_file(s.kind, s.path, s.stride, s.up_axis)
+            except LasorError as e:
+                raise LasorError(f"poses.sources[{i}]: {e}") from None
+    models = {}
+    for g in recipe.body_model.used_genders():
+        try:
+            models[g] = load_body_model(recipe.body_model.path_for(g), gender=g)
+        except LasorError as e:
+            raise LasorError(f"body_model ({g}): {e}") from None
+    inputs = input_hashes(recipe)
+    rhash = full_hash(recipe, inputs)
+    first = next(iter(models.values()))
+    body = {"id": first.model_id, "sha256": first.sha256,
+            "json": json.dumps({g: {"id": m.model_id, "sha256": m.sha256} for g, m in models.items()},
+                               sort_keys=True)}
+    return recipe, recipe_dict(recipe), inputs, rhash, body
+
+
+def _make_client(scheduler, n_workers, lp_threads):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as e:
+            raise LasorError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+    if lp_threads:
+        os.environ["LASOR_LP_THREADS"] = str(lp_threads)
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=40)
+    return Client(cluster), cluster
+
+
+def generate(recipe_path, out, scheduler=None, workers=None, overwrite=False, overrides=None, progress=True,
+             log=print):
+    """Generate (or finish) the dataset of a recipe into `out`. Returns the manifest."""
+    from lasor_datagen.gl import select_gl_platform
+    from lasor_datagen.stats import totals
+    from lasor_datagen.worker import generate_shard
+
+    recipe, rdict, inputs, rhash, body = prepare(recipe_path, overrides)
+    _check_out_dir(out)
+    gl_platform = select_gl_platform()
+    existing = _existing_recipe_hash(out) if os.path.isdir(out) else None
+    if existing is not None and existing != rhash:
+        if not overwrite:
+            raise LasorError(f"--out {out}: holds a dataset of a different recipe (use --overwrite to replace it)")
+        for p in _our_files(out):
+            os.unlink(p)
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(os.path.join(out, RECIPE_FILE), {"recipe": rdict, "inputs": inputs, "recipe_hash": rhash})
+    for p in glob.glob(os.path.join(out, "shard-*.h5.tmp-*")):
+        os.unlink(p)
+    if os.path.exists(os.path.join(out, MANIFEST)):
+        os.unlink(os.path.join(out, MANIFEST))
+    n = recipe.samples_per_shard
+    todo = [i for i in range(recipe.shards) if not shard_is_valid(out, i, rhash)]
+    done = recipe.shards - len(todo)
+    if done:
+        log(f"resuming: {done} of {recipe.shards} shards already done and valid")
+    timings = []
+    t_start = time.perf_counter()
+    if todo:
+        timings = _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform, progress, done)
+    wall = time.perf_counter() - t_start
+    records = []
+    for i in range(recipe.shards):
+        with open(os.path.join(out, sidecar_name(i))) as f:
+            records.append(json.load(f))
+    schema = shard_schema(recipe.image_size, recipe.max_persons, recipe.max_objects, recipe.output.depth,
+                          recipe.output.part_seg)
+    manifest = {
+        "format": "lasor-dataset", "schema_version": SCHEMA_VERSION, "recipe": rdict, "recipe_hash": rhash,
+        "inputs": inputs, "versions": versions(gl_platform),
+        "body_model": {"id": body["id"], "sha256": body["sha256"], "per_gender": json.loads(body["json"])},
+        "image_size": recipe.image_size, "seed": recipe.seed, "samples_per_shard": n,
+        "max_persons": recipe.max_persons, "max_objects": recipe.max_objects,
+        "fields": {k: {"shape": list(s), "dtype": str(d), "per_sample": p} for k, (s, d, p) in schema.items()},
+        "shards": [{k: r[k] for k in ("file", "index", "n_samples", "sha256", "bytes", "stats")} for r in records],
+        "totals": totals(records),
+    }
+    write_json_atomic(os.path.join(out, MANIFEST), manifest)
+    generated = len(todo) * n
+    if generated:
+        log(f"generated {generated} samples in {len(todo)} shards in {wall:.1f} s "
+            f"({generated / wall:.1f} samples/s); dataset {manifest['totals']['bytes'] / 1e6:.1f} MB in {out}")
+    return {"manifest": manifest, "timings": timings, "wall_s": wall, "generated": generated}
+
+
+def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform, progress, done):
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    from lasor_datagen.worker import generate_shard
+
+    n_workers = workers or os.cpu_count() or 1
+    lp_threads = max(1, (os.cpu_count() or 1) // n_workers)
+    client, cluster = _make_client(scheduler, n_workers, lp_threads)
+    n = recipe.samples_per_shard
+    total = recipe.shards * n
+    bar = tqdm(total=total, initial=done * n, unit="sample", disable=not progress, dynamic_ncols=True,
+               desc=f"shards {done}/{recipe.shards}")
+    timings = []
+    futures = []
+    try:
+        keys = [f"lasor-shard-{rhash[:12]}-{i:05d}" for i in todo]
+        futures = client.map(generate_shard, [rdict] * len(todo), [rhash] * len(todo), [body] * len(todo), todo,
+                             [os.path.abspath(out)] * len(todo), [gl_platform] * len(todo), key=keys,
+                             retries=RETRIES, pure=False)
+        finished = done
+        for fut in as_completed(futures):
+            try:
+                rec = fut.result()
+            except LasorError:
+                raise
+            except Exception as e:
+                raise LasorError(f"shard task failed after {RETRIES} retries: {type(e).__name__}: {e}") from e
+            timings.append(rec)
+            finished += 1
+            bar.set_description(f"shards {finished}/{recipe.shards}")
+            bar.update(rec["n_samples"])
+    finally:
+        bar.close()
+        for f in futures:
+            if not f.done():
+                f.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return timings
+
+
+def remove_dataset(out):
+    """Delete the files lasor wrote into a dataset folder (not the folder's other content)."""
+    for p in _our_files(out):
+        os.unlink(p)
+    if os.path.isdir(out) and not os.listdir(out):
+        shutil.rmtree(out)
+
+
+def verify(dataset_dir, recipe_path=None, log=print):
+    """Problems list of `lasor_shared.shards.verify_dataset`, optionally against a recipe file."""
+    from lasor_shared.shards import verify_dataset
+
+    read_manifest(dataset_dir)
+    recipe = inputs = None
+    if recipe_path:
+        _, recipe, inputs, _, _ = prepare(recipe_path)
+    return verify_dataset(dataset_dir, recipe, inputs)

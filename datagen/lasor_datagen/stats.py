@@ -1,0 +1,178 @@
+"""Dataset statistics: per-shard summaries (kept in sidecars and the manifest) and `lasor-datagen stats`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from lasor_shared.errors import LasorError
+from lasor_shared.keypoints import COCO17_NAMES, VISIBILITY_NAMES
+from lasor_shared.shards import OBJECT_KINDS, OCCLUDER_TYPES, read_manifest
+
+AZ_BINS = 12
+VF_BINS = 10
+
+
+class ShardStats:
+    """Running counts for one shard; `summary()` is plain JSON (deterministic: no timings)."""
+
+    def __init__(self):
+        self.n = 0
+        self.vf = np.zeros(VF_BINS, np.int64)
+        self.az = np.zeros(AZ_BINS, np.int64)
+        self.occ = np.zeros(4, np.int64)
+        self.vis = np.zeros(5, np.int64)
+        self.vf_sum = 0.0
+
+    def add(self, row, _outside=None):
+        self.n += 1
+        vf = float(row["visible_fraction"])
+        self.vf_sum += vf
+        self.vf[min(int(vf * VF_BINS), VF_BINS - 1)] += 1
+        self.az[min(int(float(row["azimuth"]) / (2 * np.pi) * AZ_BINS), AZ_BINS - 1)] += 1
+        self.occ[int(row["occluder_type"])] += 1
+        self.vis += np.bincount(np.asarray(row["visibility_coco"]), minlength=5)[:5]
+
+    def summary(self):
+        return {"n_samples": self.n, "mean_visible_fraction": round(self.vf_sum / max(self.n, 1), 6),
+                "visible_fraction_hist": self.vf.tolist(), "azimuth_hist": self.az.tolist(),
+                "occluder_type_counts": dict(zip(OCCLUDER_TYPES, self.occ.tolist())),
+                "visibility_coco_counts": dict(zip(VISIBILITY_NAMES, self.vis.tolist()))}
+
+
+def totals(records):
+    """Sum of per-shard summaries (for the manifest)."""
+    out = {"n_shards": len(records), "n_samples": sum(r["n_samples"] for r in records),
+           "bytes": sum(r["bytes"] for r in records)}
+    keys = ("visible_fraction_hist", "azimuth_hist")
+    for k in keys:
+        out[k] = np.sum([r["stats"][k] for r in records], 0).tolist() if records else []
+    for k in ("occluder_type_counts", "visibility_coco_counts"):
+        acc = {}
+        for r in records:
+            for name, v in r["stats"][k].items():
+                acc[name] = acc.get(name, 0) + v
+        out[k] = acc
+    n = max(out["n_samples"], 1)
+    out["mean_visible_fraction"] = round(sum(r["stats"]["mean_visible_fraction"] * r["n_samples"]
+                                             for r in records) / n, 6)
+    return out
+
+
+def load_fields(dataset_dir, fields, limit=None):
+    """Concatenate some small fields over the dataset's shards (in manifest order)."""
+    import h5py
+
+    manifest = read_manifest(dataset_dir)
+    out = {f: [] for f in fields}
+    count = 0
+    for rec in manifest["shards"]:
+        with h5py.File(os.path.join(dataset_dir, rec["file"]), "r") as h:
+            for f in fields:
+                out[f].append(h[f][:])
+        count += rec["n_samples"]
+        if limit and count >= limit:
+            break
+    return {f: np.concatenate(v)[:limit] if v else np.zeros(0) for f, v in out.items()}, manifest
+
+
+def dataset_stats(dataset_dir: str, out_dir: str) -> dict:
+    """Histograms of a dataset as stats.json and stats.png in out_dir; returns the JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fields = ("azimuth", "elevation", "roll", "distance", "focal", "visible_fraction", "occluder_type",
+              "n_person_occluders", "n_object_occluders", "visibility_coco", "visibility_joints", "betas",
+              "object_kind")
+    data, manifest = load_fields(dataset_dir, fields)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise LasorError(f"{out_dir}: cannot create output folder ({e.strerror})") from None
+    n = len(data["azimuth"])
+    vis_c = data["visibility_coco"]
+    occ_types = np.bincount(data["occluder_type"], minlength=4)
+    occluded = data["occluder_type"] > 0
+    kinds = np.bincount(data["object_kind"].reshape(-1), minlength=len(OBJECT_KINDS))
+    result = {
+        "n_samples": int(n),
+        "recipe_hash": manifest["recipe_hash"],
+        "azimuth_deg_hist_30deg": np.histogram(np.rad2deg(data["azimuth"]), bins=12, range=(0, 360))[0].tolist(),
+        "elevation_deg": _summary(np.rad2deg(data["elevation"])),
+        "roll_deg": _summary(np.rad2deg(data["roll"])),
+        "distance_m": _summary(data["distance"]),
+        "focal_px": _summary(data["focal"]),
+        "visible_fraction": _summary(data["visible_fraction"]),
+        "visible_fraction_of_occluded": _summary(data["visible_fraction"][occluded]),
+        "unoccluded_share": float(np.mean(~occluded)) if n else 0.0,
+        "occluder_type_counts": dict(zip(OCCLUDER_TYPES, occ_types.tolist())),
+        "object_kind_counts": dict(zip(OBJECT_KINDS[1:], kinds[1:].tolist())),
+        "visibility_coco_share": dict(zip(VISIBILITY_NAMES, (np.bincount(vis_c.reshape(-1), minlength=5)
+                                                             / max(vis_c.size, 1)).round(4).tolist())),
+        "visibility_joints_share": dict(zip(VISIBILITY_NAMES, (np.bincount(data["visibility_joints"].reshape(-1),
+                                                                           minlength=5)
+                                                               / max(data["visibility_joints"].size, 1)).round(4).tolist())),
+        "visibility_coco_per_keypoint": {name: np.bincount(vis_c[:, k], minlength=5).tolist()
+                                         for k, name in enumerate(COCO17_NAMES)},
+        "betas_std": data["betas"].std(0).round(3).tolist() if n else [],
+    }
+    fig, axes = plt.subplots(3, 3, figsize=(13, 10))
+    ax = axes[0, 0]
+    ax.remove()
+    ax = fig.add_subplot(3, 3, 1, projection="polar")
+    h, e = np.histogram(data["azimuth"], bins=24, range=(0, 2 * np.pi))
+    ax.bar(e[:-1], h, width=2 * np.pi / 24, align="edge", color="tab:blue", alpha=0.8)
+    ax.set_theta_zero_location("S")
+    ax.set_title("camera azimuth (0 = front of body, at bottom)", fontsize=9)
+    _hist(axes[0, 1], np.rad2deg(data["elevation"]), "elevation (deg)")
+    _hist(axes[0, 2], np.rad2deg(data["roll"]), "roll (deg)")
+    _hist(axes[1, 0], data["distance"], "camera distance (m)")
+    _hist(axes[1, 1], data["focal"], "focal length (px)")
+    ax = axes[1, 2]
+    ax.hist([data["visible_fraction"][~occluded], data["visible_fraction"][occluded]], bins=20, range=(0, 1),
+            stacked=True, label=["no occluder", "occluded"], color=["tab:green", "tab:red"])
+    ax.legend(fontsize=8)
+    ax.set_title(f"target visible fraction (unoccluded share {result['unoccluded_share']:.2f})", fontsize=9)
+    ax = axes[2, 0]
+    ax.bar(OCCLUDER_TYPES, occ_types, color=["tab:gray", "tab:orange", "tab:purple", "tab:brown"])
+    ax.set_title("occluder type (measured)", fontsize=9)
+    ax = axes[2, 1]
+    counts = np.stack([np.bincount(vis_c[:, k], minlength=5) for k in range(17)]) if n else np.zeros((17, 5))
+    bottom = np.zeros(17)
+    colors = ["lightgray", "tab:blue", "tab:orange", "tab:purple", "tab:green"]
+    for c in range(5):
+        ax.bar(range(17), counts[:, c], bottom=bottom, color=colors[c], label=VISIBILITY_NAMES[c])
+        bottom += counts[:, c]
+    ax.set_xticks(range(17))
+    ax.set_xticklabels([nm.replace("left_", "L").replace("right_", "R") for nm in COCO17_NAMES], rotation=90,
+                       fontsize=7)
+    ax.legend(fontsize=7)
+    ax.set_title("COCO keypoint visibility codes", fontsize=9)
+    ax = axes[2, 2]
+    ax.boxplot(data["betas"] if n else np.zeros((1, 10)), showfliers=False)
+    ax.set_title("betas (per component)", fontsize=9)
+    fig.suptitle(f"{os.path.basename(os.path.abspath(dataset_dir))}: {n} samples", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "stats.png"), dpi=80)
+    plt.close(fig)
+    with open(os.path.join(out_dir, "stats.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def _summary(x):
+    x = np.asarray(x, float)
+    if x.size == 0:
+        return {}
+    q = np.percentile(x, [5, 50, 95])
+    return {"min": round(float(x.min()), 4), "p5": round(float(q[0]), 4), "median": round(float(q[1]), 4),
+            "p95": round(float(q[2]), 4), "max": round(float(x.max()), 4), "mean": round(float(x.mean()), 4)}
+
+
+def _hist(ax, x, title):
+    ax.hist(x, bins=24, color="tab:blue", alpha=0.8)
+    ax.set_title(title, fontsize=9)
