@@ -1,0 +1,80 @@
+"""Training throughput: samples/s and ms per step split into data, forward, renderer, backward (JSON).
+
+    python bench/bench_train.py --data DATASET [--config trainer/configs/demo.yaml] [--steps 30]
+        [--device cpu|cuda] [--out bench/results/train.json]
+
+Also measures the data path alone (read + crop + augment + proxy, samples/s in one process) so that
+"data loading is never the bottleneck" is a number: data_samples_per_s / train_samples_per_s.
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+import torch
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--config", default=os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "demo.yaml"))
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--set", action="append", default=[], help="section.field=value overrides")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+
+    from lasor_trainer.config import load_config, parse_value
+    from lasor_trainer.data import ShardDataset, open_dataset
+    from lasor_trainer.losses import Bodies
+    from lasor_trainer.train import train
+
+    ov = {k: parse_value(v) for k, v in (s.split("=", 1) for s in a.set)}
+    ov.update({"train.device": a.device, "train.val_every": 10 ** 9, "train.ckpt_every": 10 ** 9,
+               "train.time_limit_s": 0.0, "data.max_val_samples": 1})
+    cfg = load_config(a.config, ov)
+    bodies = Bodies(cfg.train.body_model)
+    info = open_dataset(a.data, verify=False, expected_sha=bodies.expected_sha)
+    ds = ShardDataset(info, list(range(len(info.shards))), cfg, train=True)
+    n = min(len(ds), 256)
+    ds[(0, 0)]
+    t = time.perf_counter()
+    for i in range(n):
+        ds[(0, i)]
+    data_sps = n / (time.perf_counter() - t)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.optim.steps = a.warmup
+        train(a.data, os.path.join(tmp, "w"), cfg, progress=False, verify=False)  # compile numba, warm caches
+        cfg.optim.steps = a.steps
+        t = time.perf_counter()
+        s = train(a.data, os.path.join(tmp, "r"), cfg, progress=False, verify=False)
+        wall = time.perf_counter() - t
+    steps = s["step"]
+    per_step = {k: 1000 * v / steps for k, v in s["timing_s"].items()}
+    train_sps = steps * cfg.optim.batch_size / sum(s["timing_s"].values())
+    res = {
+        "device": a.device if a.device == "cpu" else torch.cuda.get_device_name(0),
+        "cpu_threads": torch.get_num_threads(), "host": platform.node(),
+        "config": os.path.basename(a.config), "overrides": a.set,
+        "batch_size": cfg.optim.batch_size, "input_size": cfg.proxy.input_size,
+        "silhouette_size": cfg.loss.silhouette_size, "model_width": cfg.model.width, "steps": steps,
+        "ms_per_step": per_step, "ms_per_step_total": sum(per_step.values()),
+        "train_samples_per_s": train_sps, "wall_s_incl_setup": wall,
+        "data_samples_per_s_one_process": data_sps,
+        "data_headroom": data_sps / train_sps,
+        "num_workers": cfg.data.num_workers,
+    }
+    print(json.dumps(res, indent=1))
+    if a.out:
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

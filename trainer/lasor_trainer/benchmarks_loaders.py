@@ -1,0 +1,242 @@
+"""Loaders for the real benchmarks users own — SSP-3D and 3DPW — into lasor's evaluation.
+
+Each loader yields "raw" samples with the same fields as a shard sample (mask bits, COCO-17
+keypoints + visibility codes, pose/betas/gender, camera K/R/t, camera-frame joints3d, azimuth …),
+so `data.make_sample` builds the same proxy/crop and `evaluate.run_evaluation` the same metrics.
+
+SSP-3D (folder): `labels.npz` (fnames, shapes, poses, cam_trans, joints2D (N,17,3), genders …) and
+`silhouettes/<fname>`. Poses are camera-frame (R = I), perspective f = 5000 px, principal point at
+the image centre; the silhouette is both the visible and the full mask; keypoints with confidence
+> 0 are inputs. PVE-T-SC is the benchmark's metric (with real SMPL: pass --body-model and note
+that gendered ground truth then uses the same file unless it is the embedded family).
+
+3DPW (a sequence .pkl or a folder of them), read with a restricted unpickler (numpy arrays and
+plain containers only, nothing executed): per person `poses` (T,72) world frame, `betas`, `trans`,
+`poses2d` (T,3,18 COCO-18 OpenPose detections), `campose_valid`; per frame `cam_poses` (T,4,4)
+world→camera, `cam_intrinsics`. 3DPW has no masks: the silhouette input is the ground-truth body
+rendered with the exact forward rasteriser (an oracle-silhouette protocol — say so when reporting),
+at most `max_side` pixels (K scaled accordingly). 3DPW-Crowd = courtyard_hug_00 + courtyard_dancing_00.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import io
+import os
+import pickle
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lasor_shared.errors import LasorError
+from lasor_shared.rotations import axis_angle_to_matrix
+from lasor_trainer.config import Config
+
+COCO18_TO_COCO17 = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
+GENDER = {"m": 1, "male": 1, "f": 2, "female": 2, "n": 0, "neutral": 0}
+
+
+def _gender_code(g) -> int:
+    if isinstance(g, bytes):
+        g = g.decode()
+    if isinstance(g, (int, np.integer)):
+        return int(g)
+    return GENDER.get(str(g).strip().lower(), 0)
+
+
+def azimuth_from_orient(global_orient_cam: np.ndarray) -> float:
+    """Camera azimuth around the body's vertical axis (0 = in front) from a camera-frame orientation."""
+    R = axis_angle_to_matrix(torch.as_tensor(global_orient_cam, dtype=torch.float64)).numpy()
+    d = R.T @ np.array([0.0, 0.0, -1.0])  # direction body → camera, in the body frame
+    return float(np.arctan2(d[0], d[2]))
+
+
+def _base_raw(mask, kp, vis, pose, betas, gender, K, R, t, joints3d, azimuth):
+    return {
+        "mask": mask, "keypoints_coco": kp.astype(np.float32), "visibility_coco": vis.astype(np.uint8),
+        "pose": pose.astype(np.float32), "betas": betas.astype(np.float32), "gender": np.uint8(gender),
+        "cam_K": K.astype(np.float32), "cam_R": R.astype(np.float32), "cam_t": t.astype(np.float32),
+        "joints3d": joints3d.astype(np.float32), "azimuth": np.float32(azimuth), "elevation": np.float32(0),
+        "occluder_type": np.uint8(0), "visible_fraction": np.float32(1.0),
+    }
+
+
+def _joints(bodies, gender, pose, betas):
+    m = bodies.model_for(int(gender))
+    with torch.no_grad():
+        out = m.pose(torch.as_tensor(pose, dtype=torch.float32)[None], torch.as_tensor(betas, dtype=torch.float32)[None])
+    return out.joints[0, :24].numpy(), out.vertices[0].numpy()
+
+
+class SSP3D(torch.utils.data.Dataset):
+    def __init__(self, root: str, cfg: Config, bodies):
+        path = os.path.join(root, "labels.npz")
+        if not os.path.isfile(path):
+            raise LasorError(f"--ssp3d {root}: no labels.npz")
+        try:
+            z = np.load(path, allow_pickle=False)
+            self.lab = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise LasorError(f"{path}: unreadable ({e})") from None
+        need = ("fnames", "shapes", "poses", "cam_trans", "joints2D", "genders")
+        missing = [k for k in need if k not in self.lab]
+        if missing:
+            raise LasorError(f"{path}: missing key(s) {', '.join(missing)}")
+        n = len(self.lab["fnames"])
+        for k, shape in (("shapes", (n, 10)), ("poses", (n, 72)), ("cam_trans", (n, 3)), ("joints2D", (n, 17, 3))):
+            if self.lab[k].shape != shape:
+                raise LasorError(f"{path}: {k} has shape {self.lab[k].shape}, expected {shape}")
+        self.root, self.cfg, self.bodies = root, cfg, bodies
+
+    def __len__(self):
+        return len(self.lab["fnames"])
+
+    def raw(self, i):
+        fname = str(self.lab["fnames"][i])
+        spath = os.path.join(self.root, "silhouettes", fname)
+        if not os.path.isfile(spath):
+            alt = os.path.splitext(spath)[0] + ".png"
+            if not os.path.isfile(alt):
+                raise LasorError(f"SSP-3D: silhouette {spath} not found")
+            spath = alt
+        sil = np.asarray(Image.open(spath).convert("L")) > 0
+        H, W = sil.shape
+        K = np.array([[5000.0, 0, W / 2], [0, 5000.0, H / 2], [0, 0, 1]])
+        pose, betas = self.lab["poses"][i], self.lab["shapes"][i]
+        g = _gender_code(self.lab["genders"][i])
+        j, _ = _joints(self.bodies, g, pose, betas)
+        kp = self.lab["joints2D"][i]
+        vis = np.where(kp[:, 2] > 0, 4, 0)
+        mask = (sil * 3).astype(np.uint8)
+        return _base_raw(mask, kp[:, :2], vis, pose, betas, g, K, np.eye(3), np.zeros(3),
+                         j + self.lab["cam_trans"][i], azimuth_from_orient(pose[:3]))
+
+    def __getitem__(self, i):
+        from lasor_trainer.data import make_sample
+
+        return make_sample(self.raw(i), self.cfg, None, i)
+
+
+class _Restricted(pickle.Unpickler):
+    """numpy arrays/scalars and plain containers only; anything else is refused (no code runs)."""
+
+    def find_class(self, module, name):
+        import copyreg
+
+        allowed = {("copy_reg", "_reconstructor"): copyreg._reconstructor, ("copyreg", "_reconstructor"): copyreg._reconstructor,
+                   ("__builtin__", "object"): object, ("builtins", "object"): object,
+                   ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                   ("_codecs", "encode"): codecs.encode}  # protocol-2 bytes written by Python 3
+        for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            allowed[(core, "_reconstruct")] = np._core.multiarray._reconstruct
+            allowed[(core, "scalar")] = np._core.multiarray.scalar
+        if (module, name) in allowed:
+            return allowed[(module, name)]
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_3dpw_pickle(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = _Restricted(io.BytesIO(f.read()), encoding="latin1").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise LasorError(f"3DPW {path}: not a readable sequence pickle ({e})") from None
+    if not isinstance(data, dict):
+        raise LasorError(f"3DPW {path}: expected a dict")
+    need = ("poses", "betas", "trans", "cam_poses", "cam_intrinsics", "poses2d", "campose_valid", "genders")
+    missing = [k for k in need if k not in data]
+    if missing:
+        raise LasorError(f"3DPW {path}: missing key(s) {', '.join(missing)}")
+    return data
+
+
+class PW3D(torch.utils.data.Dataset):
+    def __init__(self, path: str, cfg: Config, bodies, stride: int = 1, max_side: int = 512):
+        files = sorted(glob.glob(os.path.join(path, "*.pkl"))) if os.path.isdir(path) else [path]
+        if not files or not all(os.path.isfile(f) for f in files):
+            raise LasorError(f"--3dpw {path}: no sequence .pkl files")
+        self.cfg, self.bodies, self.max_side = cfg, bodies, max_side
+        self.seqs, self.items = [], []
+        for f in files:
+            d = read_3dpw_pickle(f)
+            self.seqs.append(d)
+            s = len(self.seqs) - 1
+            for p in range(len(d["poses"])):
+                valid = np.asarray(d["campose_valid"][p]).astype(bool)
+                for t in np.flatnonzero(valid)[::stride]:
+                    self.items.append((s, p, int(t)))
+        if not self.items:
+            raise LasorError(f"--3dpw {path}: no valid frames")
+
+    def __len__(self):
+        return len(self.items)
+
+    def raw(self, i):
+        from lasor_trainer.neural_renderer import projection, rasterize_face_index_map, vertices_to_faces
+
+        s, p, t = self.items[i]
+        d = self.seqs[s]
+        pose = np.asarray(d["poses"][p][t], np.float64)
+        betas = np.asarray(d["betas"][p], np.float64)[:10]
+        trans = np.asarray(d["trans"][p][t], np.float64)
+        E = np.asarray(d["cam_poses"][t], np.float64)
+        R, tt = E[:3, :3], E[:3, 3]
+        K = np.asarray(d["cam_intrinsics"], np.float64).copy()
+        W, H = int(round(2 * K[0, 2])), int(round(2 * K[1, 2]))
+        scale = min(1.0, self.max_side / max(H, W))
+        K[:2] *= scale
+        H, W = max(int(round(H * scale)), 1), max(int(round(W * scale)), 1)
+        g = _gender_code(d["genders"][p])
+        j, v = _joints(self.bodies, g, pose, betas)
+        side = max(H, W)
+        vt = torch.as_tensor(v + trans, dtype=torch.float32)[None]
+        ndc = projection(vt, torch.tensor(K, dtype=torch.float32)[None], torch.tensor(R, dtype=torch.float32)[None],
+                         torch.tensor(tt, dtype=torch.float32)[None, None], orig_size=side)
+        faces = self.bodies.faces[None].cpu()
+        fim, _ = rasterize_face_index_map(vertices_to_faces(ndc, faces), side)
+        sil = fim[0].numpy()[:H, :W] >= 0
+        kp18 = np.asarray(d["poses2d"][p][t], np.float64)  # (3,18)
+        kp = kp18.T[list(COCO18_TO_COCO17)]
+        kp[:, :2] *= scale
+        vis = np.where(kp[:, 2] > 0, 4, 0)
+        joints_cam = (j + trans) @ R.T + tt
+        orient_cam = (torch.as_tensor(R) @ axis_angle_to_matrix(torch.as_tensor(pose[:3]))).numpy()
+        from lasor_shared.rotations import matrix_to_axis_angle
+
+        az = azimuth_from_orient(matrix_to_axis_angle(torch.as_tensor(orient_cam)).numpy())
+        return _base_raw((sil * 3).astype(np.uint8), kp[:, :2], vis, pose, betas, g, K, R, tt, joints_cam, az)
+
+    def __getitem__(self, i):
+        from lasor_trainer.data import make_sample
+
+        return make_sample(self.raw(i), self.cfg, None, i)
+
+
+def evaluate_benchmark(checkpoint: str, out_dir: str, ssp3d_dir: str | None = None, pw3d_path: str | None = None,
+                       batch_size: int = 32, max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu",
+                       body_model: str | None = None, stride: int = 1) -> dict:
+    from lasor_trainer.data import collate
+    from lasor_trainer.evaluate import load_checkpoint, run_evaluation, write_reports
+    from lasor_trainer.losses import Bodies
+
+    dev = torch.device(device)
+    model, cfg, ck = load_checkpoint(checkpoint, dev)
+    bodies = Bodies(body_model if body_model is not None else ck.get("body_model", {}).get("path"), dev)
+    if ssp3d_dir is not None:
+        ds, name = SSP3D(ssp3d_dir, cfg, bodies), "SSP-3D"
+    else:
+        ds, name = PW3D(pw3d_path, cfg, bodies, stride), "3DPW (oracle silhouettes)"
+    idx = np.arange(len(ds))
+    if max_samples and max_samples < len(ds):
+        idx = np.linspace(0, len(ds) - 1, max_samples).round().astype(int)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, idx.tolist()), batch_size=batch_size,
+                                         shuffle=False, collate_fn=collate, generator=torch.Generator())
+    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette)
+    info = {"benchmark": name, "source": os.path.abspath(ssp3d_dir or pw3d_path), "samples": int(len(idx)),
+            "checkpoint": os.path.abspath(checkpoint), "body_model": bodies.pred.model_id,
+            "note": "24 SMPL joints (H36M-14 regressor protocols need real SMPL); numbers are comparable to "
+                    "published ones only with the real SMPL model"}
+    table = write_reports(res, out_dir, f"lasor-eval on {name}", info)
+    return {"table": table, "info": info}

@@ -1,0 +1,133 @@
+"""Command lines: `lasor-train`, `lasor-eval`, `lasor-predict` (click; LasorError → one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from lasor_shared.cli_util import clean_errors
+
+CTX = {"help_option_names": ["-h", "--help"]}
+
+
+def _overrides(pairs):
+    from lasor_shared.errors import LasorError
+    from lasor_trainer.config import parse_value
+
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise LasorError(f"--set {p!r}: expected section.field=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = parse_value(v)
+    return out
+
+
+@click.command(context_settings=CTX)
+@click.option("--data", "data_dir", required=True, type=click.Path(), help="Dataset directory (shards + manifest.json).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory (checkpoints, logs).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Trainer config YAML.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE", help="Override a config field (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where latest.pt left it.")
+@click.option("--steps", type=int, default=None, help="Shortcut for --set optim.steps=N.")
+@click.option("--time-limit", type=float, default=None, help="Stop (and checkpoint) after this many seconds.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, help="Overrides train.device.")
+@click.option("--no-verify", is_flag=True, help="Skip re-hashing the shards against manifest.json.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@clean_errors
+def train_main(data_dir, out_dir, config_path, sets, resume, steps, time_limit, device, no_verify, no_progress, debug):
+    """Train the LASOR regressor on lasor shards (silhouette + keypoint proxy → SMPL)."""
+    from lasor_trainer.config import load_config
+    from lasor_trainer.train import train
+
+    ov = _overrides(sets)
+    if steps is not None:
+        ov["optim.steps"] = steps
+    if time_limit is not None:
+        ov["train.time_limit_s"] = time_limit
+    if device is not None:
+        ov["train.device"] = device
+    cfg = load_config(config_path, ov)
+    summary = train(data_dir, out_dir, cfg, resume=resume, verify=not no_verify, progress=not no_progress,
+                    echo=click.echo)
+    t = summary["timing_s"]
+    steps_done = max(summary["step"], 1)
+    click.echo(f"done: step {summary['step']}, best val PVE {summary['best_val_pve_mm']:.1f} mm, "
+               f"{summary['elapsed_s']:.0f} s; per step (ms) " +
+               ", ".join(f"{k} {1000 * v / steps_done:.0f}" for k, v in t.items()))
+
+
+@click.command(context_settings=CTX)
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False))
+@click.option("--data", "data_dir", default=None, type=click.Path(), help="lasor dataset directory.")
+@click.option("--ssp3d", "ssp3d_dir", default=None, type=click.Path(), help="SSP-3D folder (labels.npz, silhouettes/).")
+@click.option("--3dpw", "pw3d_path", default=None, type=click.Path(), help="3DPW sequence .pkl file or folder of them.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--shards", default="auto", show_default=True, help="auto | all | val | comma list of shard indices.")
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--max-samples", default=0, show_default=True, help="Evaluate an evenly spaced subset (0 = all).")
+@click.option("--no-silhouette", is_flag=True, help="Skip rendering (no IoU).")
+@click.option("--body-model", default=None, type=click.Path(dir_okay=False), help="SMPL file (default: the checkpoint's).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--no-verify", is_flag=True)
+@click.option("--debug", is_flag=True)
+@clean_errors
+def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch_size, max_samples, no_silhouette,
+              body_model, device, no_verify, debug):
+    """Evaluate a checkpoint: JSON + Markdown + PNG plots, broken down by occlusion and viewpoint."""
+    from lasor_shared.errors import LasorError
+
+    if sum(x is not None for x in (data_dir, ssp3d_dir, pw3d_path)) != 1:
+        raise LasorError("give exactly one of --data, --ssp3d, --3dpw")
+    if data_dir is not None:
+        from lasor_trainer.evaluate import evaluate
+
+        res = evaluate(checkpoint, data_dir, out_dir, shards, batch_size, max_samples, not no_silhouette, device,
+                       not no_verify, body_model)
+    else:
+        from lasor_trainer.benchmarks_loaders import evaluate_benchmark
+
+        res = evaluate_benchmark(checkpoint, out_dir, ssp3d_dir=ssp3d_dir, pw3d_path=pw3d_path, batch_size=batch_size,
+                                 max_samples=max_samples, with_silhouette=not no_silhouette, device=device,
+                                 body_model=body_model)
+    a = res["table"]["all"]["all"]
+    for p, s in a.items():
+        click.echo(f"{p:>24}: n {s['n']}, MPJPE {s['mpjpe_mm']:.1f}, PA-MPJPE {s['pa_mpjpe_mm']:.1f}, "
+                   f"PVE {s['pve_mm']:.1f}, PVE-T-SC {s['pve_t_sc_mm']:.1f} mm" +
+                   (f", IoU pooled {s['sil_iou_pooled']:.3f}" if s.get("sil_iou_pooled") is not None else ""))
+    click.echo(f"wrote {os.path.join(out_dir, 'report.md')}, metrics.json and plots")
+
+
+@click.command(context_settings=CTX)
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False))
+@click.option("--mask", "mask_path", required=True, type=click.Path(dir_okay=False), help="Binary person mask PNG.")
+@click.option("--keypoints", "kp_path", required=True, type=click.Path(dir_okay=False),
+              help="COCO-format (keypoints: 17×[x,y,v]) or OpenPose-format (people[].pose_keypoints_2d) JSON.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--focal", type=float, default=None, help="Focal length in pixels (default: 1.2 × the longer image side).")
+@click.option("--min-confidence", type=float, default=0.1, show_default=True, help="Keypoints below are treated as missing.")
+@click.option("--person", type=int, default=0, show_default=True, help="Which person of the JSON to use.")
+@click.option("--debug", is_flag=True)
+@clean_errors
+def predict_main(checkpoint, mask_path, kp_path, out_dir, focal, min_confidence, person, debug):
+    """Predict SMPL pose/shape from a mask + keypoints: params JSON, OBJ mesh, overlay PNG."""
+    from lasor_trainer.predict import predict
+
+    out = predict(checkpoint, mask_path, kp_path, out_dir, focal=focal, min_confidence=min_confidence, person=person)
+    click.echo(json.dumps({k: v for k, v in out.items() if k.endswith("_path")}, indent=1))
+
+
+@click.group(context_settings=CTX)
+def main():
+    """lasor trainer commands (also installed as lasor-train, lasor-eval, lasor-predict)."""
+
+
+main.add_command(train_main, "train")
+main.add_command(eval_main, "eval")
+main.add_command(predict_main, "predict")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Trainer configuration: YAML → typed dataclasses; every error names the field.
+
+A config file holds any subset of the sections below (unknown sections/fields are refused);
+missing fields keep their defaults. ``load_config(path, overrides)`` also applies dotted overrides
+such as ``{"optim.lr": 1e-3}`` (the CLI's ``--set optim.lr=1e-3``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+from lasor_shared.errors import LasorError
+
+
+@dataclass
+class DataConfig:
+    val_shards: int = 1            # last N shards (by index) of --data are held out for validation
+    val_fraction: float = 0.0      # alternatively a fraction of the shards (used when > 0)
+    num_workers: int = 0           # DataLoader workers (each opens its own HDF5 handles)
+    shuffle_group: int = 4         # shard-aware shuffling: shards are shuffled, then samples within groups of this many shards
+    shard_cache: int = 8           # shards whose small arrays a worker keeps in memory
+    max_val_samples: int = 512     # validation subset size (0 = all)
+
+
+@dataclass
+class ProxyConfig:
+    input_size: int = 256          # network input side (pixels)
+    heatmap_sigma: float = 4.0     # Gaussian σ in pixels at 256² (scaled with input_size)
+    input_visibility: list = field(default_factory=lambda: [4])  # keypoint codes a detector would return
+    crop_scale: float = 1.2        # square crop side = crop_scale × bbox of the visible evidence
+    silhouette: str = "visible"    # input silhouette: 'visible' (modal, what a segmenter sees)
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    crop_scale_jitter: float = 0.2     # crop scale ± this (uniform)
+    crop_shift: float = 0.05           # crop centre ± this × side
+    kp_jitter_p: float = 1.0
+    kp_jitter_px: float = 8.0          # ± pixels at 256² (scaled with input_size)
+    kp_dropout_p: float = 0.1          # per keypoint
+    lr_swap_p: float = 0.1             # swap a left/right pair (shoulders, hips, ...)
+    sil_morph_p: float = 0.3           # erode or dilate the silhouette
+    sil_morph_px: int = 2              # radius at 256² (scaled)
+    sil_noise_p: float = 0.3           # flip random boundary pixels
+    sil_noise_rate: float = 0.2
+    box_p: float = 0.5                 # random occlusion box on the input (silhouette and heatmaps)
+    box_size: float = 0.19             # box side as a fraction of the input (48/256)
+    part_removal_p: float = 0.1        # remove one limb segment from the silhouette and its keypoints
+
+
+@dataclass
+class ModelConfig:
+    width: int = 64                # ResNet-18 base width (64 = standard)
+    layers: list = field(default_factory=lambda: [2, 2, 2, 2])
+    ief_iters: int = 3
+    hidden: int = 1024
+    dropout: float = 0.5
+    cam_scale0: float = 0.9
+
+
+@dataclass
+class LossConfig:
+    pose: float = 1.0              # rotation matrices (24×9), camera-frame global orientation
+    betas: float = 0.1
+    joints3d: float = 1.0          # root-relative, camera frame (m)
+    vertices: float = 1.0          # root-relative, camera frame (m)
+    keypoints2d: float = 0.1       # COCO-17, normalised crop coordinates, only codes in keypoints2d_visibility
+    keypoints2d_visibility: list = field(default_factory=lambda: [4])
+    cam: float = 0.05              # weak-perspective camera vs the one implied by the true root position
+    silhouette: float = 0.01       # rendered predicted body vs target mask (neural mesh renderer)
+    silhouette_target: str = "amodal"  # 'amodal' (full body) or 'modal' (visible, occluder pixels ignored)
+    silhouette_size: int = 64      # render/compare resolution
+    silhouette_grad_clip: float = 3.0  # clamp renderer vertex-gradient components to k × their mean magnitude (0 = off)
+    silhouette_every: int = 1      # apply the silhouette loss every N steps (renderer cost)
+    vertex_subsample: int = 1      # use every k-th vertex in the vertex loss
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    steps: int = 250000
+    warmup_steps: int = 0
+    schedule: str = "constant"     # 'constant' or 'cosine'
+    grad_clip: float = 10.0
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    device: str = "cpu"            # 'cpu', 'cuda', 'auto'
+    amp: bool = False              # CUDA only
+    threads: int = 0               # torch CPU threads (0 = leave torch's default)
+    log_every: int = 20
+    val_every: int = 500
+    ckpt_every: int = 500
+    time_limit_s: float = 0.0      # stop (and checkpoint) after this many seconds (0 = no limit)
+    body_model: typing.Optional[str] = None  # SMPL file; None = the embedded model
+    renderer_backend: typing.Optional[str] = None  # neural renderer backend ('auto','cpu','neural_renderer')
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "proxy.silhouette": ("visible",),
+    "loss.silhouette_target": ("amodal", "modal"),
+    "optim.schedule": ("constant", "cosine"),
+    "train.device": ("cpu", "cuda", "auto"),
+}
+
+
+def _coerce(name: str, value, ftype):
+    origin = typing.get_origin(ftype)
+    if ftype is typing.Any:
+        return value
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(ftype) if a is not type(None)][0]
+        return _coerce(name, value, inner)
+    if ftype is bool:
+        if not isinstance(value, bool):
+            raise LasorError(f"config field {name}: expected true/false, got {value!r}")
+        return value
+    if ftype is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LasorError(f"config field {name}: expected an integer, got {value!r}")
+        return value
+    if ftype is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LasorError(f"config field {name}: expected a number, got {value!r}")
+        return float(value)
+    if ftype is str:
+        if not isinstance(value, str):
+            raise LasorError(f"config field {name}: expected a string, got {value!r}")
+        return value
+    if ftype is list:
+        if not isinstance(value, (list, tuple)):
+            raise LasorError(f"config field {name}: expected a list, got {value!r}")
+        return list(value)
+    return value
+
+
+def _resolve_types(cls):
+    return typing.get_type_hints(cls)
+
+
+def _build(cls, data, prefix: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LasorError(f"config section {prefix or '<root>'}: expected a mapping, got {type(data).__name__}")
+    hints = _resolve_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise LasorError(f"config: unknown field {prefix + unknown[0]!s} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        ftype = hints[f.name]
+        if dataclasses.is_dataclass(ftype):
+            kwargs[f.name] = _build(ftype, data[f.name], f"{prefix}{f.name}.")
+        else:
+            kwargs[f.name] = _coerce(prefix + f.name, data[f.name], ftype)
+    return cls(**kwargs)
+
+
+def validate(cfg: Config) -> Config:
+    for key, choices in _CHOICES.items():
+        sec, name = key.split(".")
+        value = getattr(getattr(cfg, sec), name)
+        if value not in choices:
+            raise LasorError(f"config field {key}: expected one of {', '.join(choices)}, got {value!r}")
+    positive = ["proxy.input_size", "model.width", "model.ief_iters", "model.hidden", "optim.batch_size",
+                "optim.steps", "loss.silhouette_size", "loss.silhouette_every", "loss.vertex_subsample",
+                "train.log_every", "train.val_every", "train.ckpt_every", "data.shuffle_group", "data.shard_cache"]
+    for key in positive:
+        sec, name = key.split(".")
+        if getattr(getattr(cfg, sec), name) <= 0:
+            raise LasorError(f"config field {key}: must be > 0, got {getattr(getattr(cfg, sec), name)!r}")
+    nonneg = [(s, f.name) for s in ("loss", "augment") for f in dataclasses.fields(getattr(cfg, s))
+              if isinstance(getattr(getattr(cfg, s), f.name), (int, float))
+              and not isinstance(getattr(getattr(cfg, s), f.name), bool)]
+    for sec, name in nonneg + [("optim", "lr"), ("optim", "weight_decay"), ("data", "num_workers"),
+                               ("data", "val_shards"), ("train", "time_limit_s")]:
+        if getattr(getattr(cfg, sec), name) < 0:
+            raise LasorError(f"config field {sec}.{name}: must be ≥ 0, got {getattr(getattr(cfg, sec), name)!r}")
+    for sec in ("augment",):
+        for f in dataclasses.fields(getattr(cfg, sec)):
+            if f.name.endswith("_p") and getattr(getattr(cfg, sec), f.name) > 1:
+                raise LasorError(f"config field {sec}.{f.name}: a probability must be in [0, 1]")
+    if not 0 <= cfg.data.val_fraction < 1:
+        raise LasorError(f"config field data.val_fraction: must be in [0, 1), got {cfg.data.val_fraction}")
+    if len(cfg.model.layers) != 4 or any((not isinstance(n, int)) or n < 1 for n in cfg.model.layers):
+        raise LasorError(f"config field model.layers: expected 4 positive integers, got {cfg.model.layers!r}")
+    for key in ("proxy.input_visibility", "loss.keypoints2d_visibility"):
+        sec, name = key.split(".")
+        codes = getattr(getattr(cfg, sec), name)
+        if any((not isinstance(c, int)) or not 0 <= c <= 4 for c in codes):
+            raise LasorError(f"config field {key}: expected visibility codes in 0..4, got {codes!r}")
+    if cfg.proxy.crop_scale <= 0:
+        raise LasorError("config field proxy.crop_scale: must be > 0")
+    return cfg
+
+
+def parse_value(text: str):
+    """A `--set key=value` value: YAML scalar/list syntax."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def config_from_dict(data: dict | None, overrides: dict | None = None) -> Config:
+    data = dict(data or {})
+    for key, value in (overrides or {}).items():
+        parts = key.split(".")
+        if len(parts) != 2:
+            raise LasorError(f"override {key!r}: expected section.field, e.g. optim.lr")
+        sec = data.setdefault(parts[0], {})
+        if not isinstance(sec, dict):
+            raise LasorError(f"config section {parts[0]}: expected a mapping")
+        sec = dict(sec)
+        sec[parts[1]] = value
+        data[parts[0]] = sec
+    return validate(_build(Config, data, ""))
+
+
+def load_config(path: str | None = None, overrides: dict | None = None) -> Config:
+    data = {}
+    if path:
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise LasorError(f"config {path}: cannot read ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            raise LasorError(f"config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise LasorError(f"config {path}: expected a mapping at the top level")
+    return config_from_dict(data, overrides)

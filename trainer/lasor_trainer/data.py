@@ -1,0 +1,377 @@
+"""Streaming access to lasor shards (HDF5) for training and evaluation.
+
+- `open_dataset(dir)` reads and (optionally) verifies `manifest.json`, using `lasor_shared.shards`
+  when it is available, otherwise a minimal reader of the fixed schema; it refuses a dataset whose
+  shards do not match the manifest or whose body model differs from the one the trainer uses.
+- `ShardDataset` is map-style: an item is `(epoch, global_index)`. Each process (DataLoader worker)
+  opens its own h5py handles lazily; it keeps the small per-sample arrays of a few recently used
+  shards in memory and reads the (chunked, compressed) masks one sample at a time — the dataset is
+  never loaded whole.
+- `ShardBatchSampler` does shard-aware shuffling: each epoch shuffles the shard order, then the
+  samples within groups of `group` consecutive (shuffled) shards, so a worker touches few shards at a
+  time. The order is a pure function of (seed, epoch), and `start_batch` skips what a resumed run
+  already consumed — resuming gives exactly the same batches.
+- Held-out split by shard: the last `val_shards` shards (or a fraction) never appear in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+import torch
+
+from lasor_shared.errors import LasorError
+from lasor_trainer import augment as aug
+from lasor_trainer import proxy
+from lasor_trainer.config import Config
+
+SMALL_FIELDS = ("keypoints_coco", "visibility_coco", "joints2d", "visibility_joints", "pose", "betas", "gender",
+                "transl", "joints3d", "cam_K", "cam_R", "cam_t", "azimuth", "elevation", "roll", "distance",
+                "focal", "visible_fraction", "occluder_type", "n_person_occluders", "n_object_occluders")
+REQUIRED_FIELDS = ("mask",) + SMALL_FIELDS
+GENDER_NAMES = ("neutral", "male", "female")  # gender codes 0, 1, 2
+
+
+@dataclass
+class DatasetInfo:
+    root: str
+    manifest: dict
+    shards: list            # absolute paths, sorted by index
+    counts: list            # samples per shard
+    image_size: tuple       # (H, W)
+    body_model_sha256: str | None
+    body_model_id: str | None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(sum(self.counts))
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest_shard_records(manifest: dict):
+    """[(file name, n_samples or None, sha256 or None)] from a manifest, tolerant of key spellings."""
+    recs = manifest.get("shards")
+    if isinstance(recs, dict):
+        recs = [dict(v, file=k) if isinstance(v, dict) else {"file": k} for k, v in recs.items()]
+    if not isinstance(recs, list) or not recs:
+        raise LasorError("manifest.json: no 'shards' list")
+    out = []
+    for i, r in enumerate(recs):
+        if isinstance(r, str):
+            r = {"file": r}
+        name = r.get("file") or r.get("name") or r.get("path") or r.get("filename")
+        if name is None and "index" in r:
+            name = f"shard-{int(r['index']):05d}.h5"
+        if name is None:
+            raise LasorError(f"manifest.json: shards[{i}] names no file")
+        n = r.get("n_samples", r.get("count", r.get("samples")))
+        out.append((os.path.basename(str(name)), None if n is None else int(n), r.get("sha256")))
+    return out
+
+
+def _find_key(d, names):
+    """Depth-first search for the first of `names` in nested dicts."""
+    if isinstance(d, dict):
+        for n in names:
+            if n in d and isinstance(d[n], (str, int)):
+                return d[n]
+        for v in d.values():
+            r = _find_key(v, names)
+            if r is not None:
+                return r
+    return None
+
+
+def _verify_own(root: str, records):
+    for name, n, sha in records:
+        path = os.path.join(root, name)
+        if not os.path.isfile(path):
+            raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
+        if sha is not None and _sha256(path) != sha:
+            raise LasorError(f"{root}: shard {name} does not match its sha256 in manifest.json (altered or truncated)")
+        try:
+            with h5py.File(path, "r") as f:
+                missing = [k for k in REQUIRED_FIELDS if k not in f]
+                if missing:
+                    raise LasorError(f"{path}: missing field(s) {', '.join(missing)}")
+                count = f["mask"].shape[0]
+        except OSError as e:
+            raise LasorError(f"{path}: not a readable HDF5 shard ({e})") from None
+        if n is not None and count != n:
+            raise LasorError(f"{path}: {count} samples, manifest.json says {n}")
+
+
+def open_dataset(root: str, verify: bool = True, expected_sha=None) -> DatasetInfo:
+    """Read (and verify) a dataset directory; refuse it if, for a gender it uses, its body model's sha256
+    differs from `expected_sha(gender)` (the trainer's model for that gender)."""
+    mpath = os.path.join(root, "manifest.json")
+    if not os.path.isdir(root):
+        raise LasorError(f"dataset {root}: no such directory")
+    if not os.path.isfile(mpath):
+        raise LasorError(f"dataset {root}: no manifest.json (an unfinished or foreign dataset)")
+    shared = None
+    try:
+        from lasor_shared import shards as shared  # noqa: PLC0415
+    except ImportError:
+        shared = None
+    if shared is not None and hasattr(shared, "read_manifest"):
+        manifest = shared.read_manifest(root)
+        if not isinstance(manifest, dict):
+            manifest = manifest.to_dict() if hasattr(manifest, "to_dict") else dict(vars(manifest))
+    else:
+        try:
+            with open(mpath) as f:
+                manifest = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise LasorError(f"{mpath}: unreadable ({e})") from None
+    records = _manifest_shard_records(manifest)
+    if verify:
+        if shared is not None and hasattr(shared, "verify_dataset"):
+            result = shared.verify_dataset(root)
+            problems = _problems(result)
+            if problems:
+                raise LasorError(f"dataset {root} does not verify: {problems[0]}")
+        else:
+            _verify_own(root, records)
+    paths = [os.path.join(root, name) for name, _, _ in records]
+    counts, sha, mid, size = [], None, None, None
+    for p, (name, n, _) in zip(paths, records):
+        if not os.path.isfile(p):
+            raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
+        with h5py.File(p, "r") as f:
+            counts.append(int(f["mask"].shape[0]))
+            a = dict(f.attrs)
+            s = a.get("body_model_sha256")
+            s = s.decode() if isinstance(s, bytes) else s
+            if sha is None:
+                sha = s
+            elif s is not None and s != sha:
+                raise LasorError(f"{p}: body model sha256 differs from the other shards")
+            mid = mid or a.get("body_model_id")
+            size = tuple(f["mask"].shape[1:3])
+    sha = sha or _find_key(manifest.get("body_model", manifest), ("sha256", "body_model_sha256"))
+    mid = mid or _find_key(manifest.get("body_model", manifest), ("id", "model_id", "body_model_id"))
+    if isinstance(mid, bytes):
+        mid = mid.decode()
+    if expected_sha is not None:
+        per_gender = (manifest.get("inputs") or {}).get("body_models") or {}
+        if not per_gender:
+            if sha is None:
+                raise LasorError(f"dataset {root}: manifest names no body model sha256; cannot check it matches the trainer's")
+            per_gender = {"neutral": sha} if sha == expected_sha("neutral") else {"?": sha}
+        for g, s in per_gender.items():
+            want = expected_sha(g) if g in GENDER_NAMES else None
+            if s != want:
+                raise LasorError(f"dataset {root} was made with a different body model ({mid}, {g}: sha256 "
+                                 f"{str(s)[:12]}) than the trainer's ({str(want)[:12] if want else 'none for ' + g}); "
+                                 "pass the same body model with train.body_model")
+    return DatasetInfo(root, manifest, paths, counts, size, sha, None if mid is None else str(mid))
+
+
+def _problems(result):
+    """Normalise whatever verify_dataset returns (list of problems, report object/dict, bool)."""
+    if result is None or result is True:
+        return []
+    if result is False:
+        return ["verification failed"]
+    if isinstance(result, (list, tuple)):
+        return [str(p) for p in result]
+    if isinstance(result, dict):
+        if result.get("ok", True) and not result.get("problems") and not result.get("errors"):
+            return []
+        return [str(p) for p in (result.get("problems") or result.get("errors") or ["verification failed"])]
+    for attr in ("problems", "errors"):
+        if hasattr(result, attr):
+            return [str(p) for p in getattr(result, attr)]
+    if hasattr(result, "ok"):
+        return [] if result.ok else ["verification failed"]
+    return []
+
+
+def split_shards(n_shards: int, val_shards: int, val_fraction: float):
+    """(train shard ids, val shard ids): the last shards are held out."""
+    n_val = int(round(n_shards * val_fraction)) if val_fraction > 0 else val_shards
+    n_val = min(max(n_val, 0), n_shards - 1) if n_shards > 1 else 0
+    return list(range(n_shards - n_val)), list(range(n_shards - n_val, n_shards))
+
+
+class ShardDataset(torch.utils.data.Dataset):
+    """Samples of the chosen shards as network inputs + targets (see the module docstring)."""
+
+    def __init__(self, info: DatasetInfo, shard_ids, cfg: Config, train: bool, seed: int = 0):
+        self.info, self.cfg, self.train, self.seed = info, cfg, train, seed
+        self.shard_ids = list(shard_ids)
+        counts = [info.counts[i] for i in self.shard_ids]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._pid = None
+        self._files: dict = {}
+        self._cache: OrderedDict = OrderedDict()
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+    # ---- per-process HDF5 access ----
+    def _file(self, s: int):
+        if self._pid != os.getpid():  # a forked worker: never share the parent's handles
+            self._pid, self._files, self._cache = os.getpid(), {}, OrderedDict()
+        if s not in self._files:
+            self._files[s] = h5py.File(self.info.shards[s], "r")
+        return self._files[s]
+
+    def _small(self, s: int):
+        f = self._file(s)
+        if s in self._cache:
+            self._cache.move_to_end(s)
+            return self._cache[s]
+        arrays = {k: f[k][()] for k in SMALL_FIELDS}
+        self._cache[s] = arrays
+        while len(self._cache) > self.cfg.data.shard_cache:
+            self._cache.popitem(last=False)
+        return arrays
+
+    def locate(self, gidx: int):
+        j = int(np.searchsorted(self.offsets, gidx, side="right") - 1)
+        return self.shard_ids[j], int(gidx - self.offsets[j])
+
+    def raw(self, gidx: int) -> dict:
+        s, i = self.locate(gidx)
+        small = self._small(s)
+        out = {k: v[i] for k, v in small.items()}
+        out["mask"] = self._file(s)["mask"][i]
+        out["shard"], out["local"] = s, i
+        return out
+
+    def __getitem__(self, item):
+        epoch, gidx = item if isinstance(item, tuple) else (0, item)
+        rng = np.random.default_rng([self.seed, int(epoch), int(gidx)])
+        return make_sample(self.raw(int(gidx)), self.cfg, rng if self.train else None, int(gidx))
+
+    def close(self):
+        for f in self._files.values():
+            try:
+                f.close()
+            except Exception:
+                pass
+        self._files = {}
+
+
+def make_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Config,
+               rng: np.random.Generator | None = None, scale: float | None = None, shift=(0.0, 0.0)):
+    """Proxy input (18,S,S) from a visible mask and image keypoints (+ which are present).
+
+    Returns (input, (x0, y0, side) crop box, A image→crop affine, keypoints in crop pixels). With an
+    rng, the proxy is augmented (training); inference calls this with rng=None — the same crop.
+    """
+    S = cfg.proxy.input_size
+    scale = cfg.proxy.crop_scale if scale is None else scale
+    x0, y0, side = proxy.crop_box(visible, kp, present, max(scale, 0.5), shift)
+    A = proxy.crop_affine(x0, y0, side, S)
+    sil = proxy.crop_mask(visible.astype(np.uint8), x0, y0, side, S)
+    kp_crop = proxy.transform_points(A, kp).astype(np.float32)
+    kp_in, present_in = kp_crop, present
+    if rng is not None:
+        sil, kp_in, present_in = aug.augment_proxy(sil, kp_crop, present, kp_crop, cfg.augment, rng, S)
+    return proxy.make_proxy(sil, kp_in, present_in, S, cfg.proxy.heatmap_sigma), (x0, y0, side), A, kp_crop
+
+
+def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: int = 0) -> dict:
+    """One training/eval item: proxy input, crop intrinsics and targets (all numpy)."""
+    S, ss = cfg.proxy.input_size, cfg.loss.silhouette_size
+    a = cfg.augment
+    mask = raw["mask"]
+    visible, amodal = (mask & 1) > 0, (mask & 2) > 0
+    occl = (mask & 12) > 0
+    kp = raw["keypoints_coco"].astype(np.float64)
+    vis = raw["visibility_coco"].astype(np.int64)
+    present = np.isin(vis, cfg.proxy.input_visibility)
+    scale, shift = cfg.proxy.crop_scale, (0.0, 0.0)
+    augmenting = rng is not None and a.enabled
+    if augmenting:
+        scale = scale + rng.uniform(-a.crop_scale_jitter, a.crop_scale_jitter)
+        shift = tuple(rng.uniform(-a.crop_shift, a.crop_shift, 2))
+    x, (x0, y0, side), A, kp_crop = make_input(visible, kp, present, cfg, rng if augmenting else None, scale, shift)
+    if cfg.loss.silhouette_target == "amodal":
+        target = proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss)
+        weight = np.ones_like(target)
+    else:  # modal: the visible mask; pixels an occluder covers (where the body may hide) are ignored
+        target = proxy.crop_mask(visible.astype(np.uint8), x0, y0, side, ss)
+        weight = 1.0 - proxy.crop_mask((occl & ~visible).astype(np.uint8), x0, y0, side, ss)
+    K = (A @ raw["cam_K"].astype(np.float64)).astype(np.float32)
+    return {
+        "input": x.astype(np.float32),
+        "K": K,
+        "kp2d": kp_crop,
+        "kp_vis": vis.astype(np.int64),
+        "sil_target": target.astype(np.float32),
+        "sil_weight": weight.astype(np.float32),
+        "sil_amodal": proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss).astype(np.float32),
+        "pose": raw["pose"].astype(np.float32),
+        "betas": raw["betas"].astype(np.float32),
+        "gender": np.int64(raw["gender"]),
+        "cam_R": raw["cam_R"].astype(np.float32),
+        "joints3d": raw["joints3d"].astype(np.float32),
+        "occluder_type": np.int64(raw["occluder_type"]),
+        "visible_fraction": np.float32(raw["visible_fraction"]),
+        "azimuth": np.float32(raw["azimuth"]),
+        "elevation": np.float32(raw["elevation"]),
+        "index": np.int64(index),
+        "crop_scale": np.float32(A[0, 0]),
+    }
+
+
+class ShardBatchSampler(torch.utils.data.Sampler):
+    """Shard-aware shuffled batches of (epoch, index) items, endless, deterministic in (seed, epoch)."""
+
+    def __init__(self, dataset: ShardDataset, batch_size: int, seed: int, group: int = 4,
+                 start_epoch: int = 0, start_batch: int = 0, drop_last: bool = True):
+        self.ds, self.bs, self.seed, self.group = dataset, batch_size, seed, group
+        self.start_epoch, self.start_batch, self.drop_last = start_epoch, start_batch, drop_last
+        if len(dataset) < batch_size:
+            raise LasorError(f"training set has {len(dataset)} samples, fewer than batch size {batch_size}")
+
+    def batches_per_epoch(self) -> int:
+        return len(self.ds) // self.bs
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, 7919, epoch])
+        n = len(self.ds.shard_ids)
+        order = rng.permutation(n)
+        out = []
+        for g in range(0, n, self.group):
+            idx = np.concatenate([np.arange(self.ds.offsets[j], self.ds.offsets[j + 1]) for j in order[g:g + self.group]])
+            out.append(rng.permutation(idx))
+        return np.concatenate(out)
+
+    def __iter__(self):
+        epoch, b0 = self.start_epoch, self.start_batch
+        while True:
+            order = self.epoch_order(epoch)
+            nb = self.batches_per_epoch()
+            for b in range(b0, nb):
+                yield [(epoch, int(i)) for i in order[b * self.bs:(b + 1) * self.bs]]
+            epoch, b0 = epoch + 1, 0
+
+    def __len__(self):  # endless; DataLoader only needs this for its own bookkeeping
+        return 1 << 30
+
+
+def collate(items):
+    return {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0]}
+
+
+def worker_init(_):
+    torch.set_num_threads(1)

@@ -1,0 +1,300 @@
+"""`lasor-eval`: metrics of a checkpoint on held-out data, with breakdowns, baselines and plots.
+
+Per sample: MPJPE, PA-MPJPE, PVE (root-aligned, camera frame, 24 SMPL joints / all vertices),
+PVE-T-SC (T-pose shape), silhouette IoU counts (the predicted body rendered with the crop camera
+vs the amodal mask; pooled and per-image mean are both reported) and 2D keypoint error (original
+image pixels; over visible keypoints, and over all keypoints inside the image).
+
+The same numbers are computed for two reference predictors, by the same code:
+- `mean_body`: the regressor's starting point (zero body pose, mean shape, upright and facing the
+  camera) — what the network would say without looking at the input;
+- `mean_body_oracle_orient`: mean pose/shape but with the TRUE camera-frame global orientation —
+  a much stronger reference that isolates articulated pose and shape.
+Baseline silhouettes are placed at the true root position.
+
+Breakdowns: occluder type (none/person/object/both), occluded fraction (1 − visible fraction) bins,
+camera azimuth bins (0° = in front of the body). Writes metrics.json, report.md and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from lasor_shared.errors import LasorError
+from lasor_shared.rotations import matrix_to_axis_angle
+from lasor_trainer import metrics as M
+from lasor_trainer.config import Config, config_from_dict
+from lasor_trainer.data import ShardDataset, collate, open_dataset
+from lasor_trainer.losses import Bodies, make_renderer, project_points, render_silhouettes
+from lasor_trainer.model import FACING_CAMERA, Regressor, cam_to_translation
+
+OCCLUDER_NAMES = ("none", "person", "object", "both")
+OCC_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0001)
+AZ_BINS = 8
+METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm", "kp2d_vis_px", "kp2d_all_px")
+
+
+def load_checkpoint(path: str, device="cpu"):
+    if not os.path.isfile(path):
+        raise LasorError(f"checkpoint {path}: no such file")
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:
+        raise LasorError(f"checkpoint {path}: unreadable ({e})") from None
+    if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
+        raise LasorError(f"checkpoint {path}: not a lasor-train checkpoint")
+    cfg = config_from_dict(ck["config"])
+    model = Regressor(cfg.model).to(device)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, cfg, ck
+
+
+@torch.no_grad()
+def quick_validate(model, loader, bodies: Bodies, cfg: Config, device) -> dict:
+    """Mean PVE and MPJPE (mm) over a loader — the training loop's model selection."""
+    model.eval()
+    pves, mpj = [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pred = model(batch["input"])
+        j, v, _, _ = bodies.predict(pred["rotmats"], pred["betas"])
+        tgt = bodies.targets(batch)
+        pves.append((v - tgt["vertices"]).norm(dim=-1).mean(-1).cpu())
+        mpj.append((j - tgt["joints"]).norm(dim=-1).mean(-1).cpu())
+    return {"pve_mm": 1000 * float(torch.cat(pves).mean()), "mpjpe_mm": 1000 * float(torch.cat(mpj).mean())}
+
+
+def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt):
+    gj, gv = tgt["joints"].cpu().numpy(), tgt["vertices"].cpu().numpy()
+    pj, pv = joints.cpu().numpy(), verts.cpu().numpy()
+    out = {
+        "mpjpe_mm": 1000 * M.mpjpe(pj, gj),
+        "pa_mpjpe_mm": 1000 * M.pa_mpjpe(pj, gj),
+        "pve_mm": 1000 * M.pve(pv, gv),
+        "pve_t_sc_mm": 1000 * M.pve_t_sc(tpose_pred, tpose_gt),
+    }
+    uv = project_points(coco + T[:, None], batch["K"]).cpu().numpy()
+    gt2 = batch["kp2d"].cpu().numpy()
+    scale = batch["crop_scale"].cpu().numpy()[:, None, None]
+    vis = batch["kp_vis"].cpu().numpy()
+    out["kp2d_vis_px"] = M.keypoint_error_2d(uv / scale, gt2 / scale, vis == 4)
+    out["kp2d_all_px"] = M.keypoint_error_2d(uv / scale, gt2 / scale, vis >= 1)
+    if sil is not None:
+        counts = M.silhouette_counts(sil.cpu().numpy(), batch["sil_amodal"].cpu().numpy())
+        out["sil_counts"] = counts
+        out["sil_iou"] = M.per_image_iou(counts)
+    return out
+
+
+@torch.no_grad()
+def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silhouette=True, baselines=True):
+    """Per-sample metrics for the model (and the baselines) over a loader → dict of arrays."""
+    model.eval()
+    renderer = make_renderer(cfg.loss, cfg.proxy.input_size, cfg.train.renderer_backend) if with_silhouette else None
+    S = cfg.proxy.input_size
+    rows = {"model": [], "mean_body": [], "mean_body_oracle_orient": []}
+    meta = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        B = batch["input"].shape[0]
+        tgt = bodies.targets(batch)
+        tpose_gt = np.concatenate([M.tpose_vertices(bodies.model_for(int(g)), batch["betas"][i:i + 1].cpu())
+                                   for i, g in enumerate(batch["gender"].tolist())])
+        pred = model(batch["input"])
+        j, v, c, _ = bodies.predict(pred["rotmats"], pred["betas"])
+        T = cam_to_translation(pred["cam"], batch["K"], S)
+        sil = render_silhouettes(renderer, v, T, batch["K"], bodies.faces) if renderer else None
+        tpose_pred = M.tpose_vertices(bodies.pred, pred["betas"].cpu())
+        rows["model"].append(_sample_metrics(j, v, c, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt))
+        if baselines:
+            tpose_mean = M.tpose_vertices(bodies.pred, torch.zeros(B, 10))
+            eye = torch.eye(3, device=device).expand(B, 24, 3, 3).clone()
+            for name in ("mean_body", "mean_body_oracle_orient"):
+                rot = eye.clone()
+                rot[:, 0] = FACING_CAMERA.to(device) if name == "mean_body" else tgt["rotmats"][:, 0]
+                bj, bv, bc, _ = bodies.predict(rot, torch.zeros(B, 10, device=device))
+                bsil = render_silhouettes(renderer, bv, tgt["root"], batch["K"], bodies.faces) if renderer else None
+                rows[name].append(_sample_metrics(bj, bv, bc, tgt["root"], bsil, tgt, batch, bodies,
+                                                  tpose_mean, tpose_gt))
+        meta.append({k: batch[k].cpu().numpy() for k in ("occluder_type", "visible_fraction", "azimuth", "index")})
+    out = {}
+    for name, lst in rows.items():
+        if lst:
+            out[name] = {k: np.concatenate([r[k] for r in lst]) for k in lst[0]}
+    out["meta"] = {k: np.concatenate([m[k] for m in meta]) for k in meta[0]}
+    return out
+
+
+def _summary(rows: dict, sel: np.ndarray) -> dict:
+    s = {"n": int(sel.sum())}
+    for k in METRICS:
+        x = rows[k][sel]
+        x = x[np.isfinite(x)]
+        s[k] = float(x.mean()) if len(x) else None
+    if "sil_counts" in rows:
+        iou = M.silhouette_iou(rows["sil_counts"][sel]) if sel.any() else {"iou_pooled": None, "iou_mean": None}
+        s.update({"sil_iou_pooled": iou["iou_pooled"], "sil_iou_mean": iou["iou_mean"]})
+    return s
+
+
+def breakdowns(res: dict) -> dict:
+    meta = res["meta"]
+    n = len(meta["index"])
+    occ_frac = 1.0 - meta["visible_fraction"]
+    az = np.degrees(meta["azimuth"]) % 360.0
+    groups = {"all": {"all": np.ones(n, bool)}}
+    groups["occluder_type"] = {OCCLUDER_NAMES[t]: meta["occluder_type"] == t for t in range(4)
+                               if (meta["occluder_type"] == t).any()}
+    groups["occluded_fraction"] = {}
+    for lo, hi in zip(OCC_BINS[:-1], OCC_BINS[1:]):
+        sel = (occ_frac >= lo) & (occ_frac < hi)
+        if sel.any():
+            groups["occluded_fraction"][f"{lo:.1f}-{min(hi, 1.0):.1f}"] = sel
+    w = 360.0 / AZ_BINS
+    groups["azimuth"] = {}
+    for b in range(AZ_BINS):  # bins centred on 0°, 45°, ...
+        centre = b * w
+        d = (az - centre + 180.0) % 360.0 - 180.0
+        sel = np.abs(d) < w / 2
+        if sel.any():
+            groups["azimuth"][f"{centre:.0f}°"] = sel
+    out = {}
+    for gname, bins in groups.items():
+        out[gname] = {}
+        for bname, sel in bins.items():
+            out[gname][bname] = {p: _summary(res[p], sel) for p in res if p != "meta"}
+    return out
+
+
+def _fmt(x, nd=1):
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def markdown_report(table: dict, title: str, info: dict) -> str:
+    lines = [f"# {title}", ""]
+    for k, v in info.items():
+        lines.append(f"- {k}: {v}")
+    lines.append("")
+    a = table["all"]["all"]
+    lines += ["## Overall (held-out)", "",
+              "| predictor | n | MPJPE | PA-MPJPE | PVE | PVE-T-SC | sil IoU pooled | sil IoU mean | 2D kp err vis (px) | 2D kp err all (px) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for p, s in a.items():
+        lines.append(f"| {p} | {s['n']} | {_fmt(s['mpjpe_mm'])} | {_fmt(s['pa_mpjpe_mm'])} | {_fmt(s['pve_mm'])} | "
+                     f"{_fmt(s['pve_t_sc_mm'])} | {_fmt(s.get('sil_iou_pooled'), 3)} | {_fmt(s.get('sil_iou_mean'), 3)} | "
+                     f"{_fmt(s['kp2d_vis_px'])} | {_fmt(s['kp2d_all_px'])} |")
+    lines += ["", "Distances in mm (3D; root-aligned, 24 SMPL joints, camera frame) and original-image pixels (2D). "
+              "IoU pooled = ΣTP/Σ(TP+FP+FN) over all pixels of the set; IoU mean = mean of per-image IoUs "
+              "(predicted full body vs the amodal mask, in the crop).", ""]
+    for g, title_g in (("occluder_type", "By occluder type"), ("occluded_fraction", "By occluded fraction"),
+                       ("azimuth", "By camera azimuth (0° = front)")):
+        lines += [f"## {title_g}", "", "| bin | n | MPJPE | PA-MPJPE | PVE | PVE-T-SC | IoU pooled | baseline MPJPE | baseline PVE |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for b, per in table[g].items():
+            s, base = per["model"], per.get("mean_body", {})
+            lines.append(f"| {b} | {s['n']} | {_fmt(s['mpjpe_mm'])} | {_fmt(s['pa_mpjpe_mm'])} | {_fmt(s['pve_mm'])} | "
+                         f"{_fmt(s['pve_t_sc_mm'])} | {_fmt(s.get('sil_iou_pooled'), 3)} | {_fmt(base.get('mpjpe_mm'))} | "
+                         f"{_fmt(base.get('pve_mm'))} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def plots(table: dict, out_dir: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for g in ("occluder_type", "occluded_fraction", "azimuth"):
+        bins = list(table[g].keys())
+        if not bins:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+        for ax, metric in zip(axes, ("mpjpe_mm", "pve_mm")):
+            preds = [p for p in ("model", "mean_body_oracle_orient", "mean_body") if p in table[g][bins[0]]]
+            width = 0.8 / len(preds)
+            for i, p in enumerate(preds):
+                vals = [table[g][b][p][metric] or 0 for b in bins]
+                ax.bar(np.arange(len(bins)) + i * width, vals, width, label=p)
+            ax.set_xticks(np.arange(len(bins)) + width * (len(preds) - 1) / 2)
+            ax.set_xticklabels(bins, rotation=30)
+            ax.set_ylabel(metric.replace("_mm", " (mm)"))
+            ax.set_title(f"{metric.replace('_mm', '').upper()} by {g.replace('_', ' ')}")
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"{g}.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return x
+
+
+def write_reports(res: dict, out_dir: str, title: str, info: dict) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    table = breakdowns(res)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(_jsonable({"info": info, "metrics": table}), f, indent=1)
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write(markdown_report(table, title, info))
+    plots(table, out_dir)
+    np.savez_compressed(os.path.join(out_dir, "per_sample.npz"),
+                        **{f"{p}/{k}": v for p, d in res.items() for k, v in d.items()})
+    return table
+
+
+def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto", batch_size: int = 32,
+             max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu", verify: bool = True,
+             body_model: str | None = None) -> dict:
+    """Evaluate a checkpoint on a dataset directory. shards: 'auto' (the checkpoint's held-out shards
+    when data_dir is its training set, else all), 'all', 'val', or a comma list of shard indices."""
+    dev = torch.device(device)
+    model, cfg, ck = load_checkpoint(checkpoint, dev)
+    bm = body_model if body_model is not None else ck.get("body_model", {}).get("path")
+    bodies = Bodies(bm, dev)
+    if ck.get("body_model", {}).get("sha256") not in (None, bodies.pred.sha256):
+        raise LasorError(f"checkpoint {checkpoint} was trained with body model {ck['body_model'].get('id')}, "
+                         "not the one given; pass the same --body-model")
+    info = open_dataset(data_dir, verify=verify, expected_sha=bodies.expected_sha)
+    n = len(info.shards)
+    same = os.path.abspath(data_dir) == ck.get("data", {}).get("root")
+    if shards == "auto":
+        ids = ck["data"]["val_shards"] if same and ck["data"].get("val_shards") else list(range(n))
+    elif shards == "all":
+        ids = list(range(n))
+    elif shards == "val":
+        ids = ck["data"]["val_shards"]
+    else:
+        try:
+            ids = [int(s) for s in shards.split(",")]
+        except ValueError:
+            raise LasorError(f"--shards: expected auto, all, val or a comma list of indices, got {shards!r}") from None
+        if any(not 0 <= i < n for i in ids):
+            raise LasorError(f"--shards: indices must be in [0, {n})")
+    if same and set(ids) & set(ck["data"].get("train_shards", [])):
+        print("warning: evaluating on shards the checkpoint was trained on")
+    ds = ShardDataset(info, ids, cfg, train=False)
+    idx = np.arange(len(ds))
+    if max_samples and max_samples < len(ds):
+        idx = np.linspace(0, len(ds) - 1, max_samples).round().astype(int)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, idx.tolist()), batch_size=batch_size,
+                                         shuffle=False, collate_fn=collate, generator=torch.Generator())
+    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette)
+    meta = {"checkpoint": os.path.abspath(checkpoint), "step": ck.get("step"), "data": os.path.abspath(data_dir),
+            "shards": ids, "samples": int(len(idx)), "body_model": bodies.pred.model_id,
+            "input_size": cfg.proxy.input_size, "silhouette_target_in_training": cfg.loss.silhouette_target}
+    table = write_reports(res, out_dir, "lasor-eval report", meta)
+    return {"table": table, "info": meta}

@@ -1,0 +1,165 @@
+"""Body-model forward passes, ground-truth targets and the training losses.
+
+Targets live in the CAMERA frame, root-relative: the network sees an image crop, so the global
+orientation it can know is R_cam·R_global (camera rotation times the body's world orientation);
+3D joints/vertices are compared after subtracting the pelvis. SMPL rotates about the pelvis, so the
+root-relative camera-frame body is the SMPL forward pass with the camera-frame global orientation.
+
+Losses (weights in `LossConfig`):
+- pose: MSE of the 24 rotation matrices; betas: MSE;
+- joints3d, vertices: mean Euclidean distance (m) of root-relative points;
+- keypoints2d: mean Euclidean distance of the COCO-17 keypoints, projected with the crop intrinsics
+  and the predicted translation, in crop-normalised units (±1 at the crop border), only keypoints
+  whose visibility code is in `keypoints2d_visibility`;
+- cam: MSE between the predicted weak-perspective camera and the one implied by the true pelvis;
+- silhouette: the predicted body rendered with the neural mesh renderer (Kato gradient) with the
+  crop intrinsics K′ and the predicted translation — the data's own perspective camera — compared
+  (weighted MSE) with the target mask at `silhouette_size`². Target: the AMODAL (full-body) mask by
+  default. The renderer draws the whole predicted body, so the full-body mask is the like-for-like
+  target, and it asks the network to complete what occluders hide — LASOR's point. 'modal' compares
+  with the visible mask and ignores pixels covered by an occluder (where the body may or may not be).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lasor_shared.body_model import load_body_model
+from lasor_shared.rotations import axis_angle_to_matrix
+from lasor_trainer.config import LossConfig
+from lasor_trainer.model import cam_to_translation, translation_to_cam
+
+GENDERS = ("neutral", "male", "female")
+
+
+class Bodies:
+    """The prediction model (neutral) and, for ground truth, the model of each sample's gender."""
+
+    def __init__(self, path: str | None = None, device="cpu"):
+        self.path, self.device = path, device
+        self.pred = load_body_model(path, "neutral", device=device)
+        self.models = {0: self.pred}
+        self.faces = self.pred.faces_tensor.long().to(device)
+
+    def expected_sha(self, gender: str) -> str:
+        """sha256 of the file this trainer uses as ground-truth body for `gender` (neutral/male/female)."""
+        if self.path is not None:
+            return self.pred.sha256
+        from lasor_shared.body_model import embedded_model_path, file_sha256
+
+        if gender == "neutral":
+            return self.pred.sha256
+        try:
+            return file_sha256(embedded_model_path(gender))
+        except Exception:
+            return None
+
+    def model_for(self, gender: int):
+        if gender not in self.models:
+            name = GENDERS[gender] if 0 <= gender < 3 else "neutral"
+            self.models[gender] = self.pred if self.path is not None else load_body_model(None, name, device=self.device)
+        return self.models[gender]
+
+    @staticmethod
+    def run(model, rotmats, betas):
+        """Root-relative (joints (B,24,3), vertices (B,V,3), coco (B,17,3)) and the pelvis (B,3)."""
+        B = rotmats.shape[0]
+        out = model(global_orient=rotmats[:, :1], body_pose=rotmats[:, 1:], betas=betas,
+                    transl=rotmats.new_zeros(B, 3), pose2rot=False)
+        joints = out.joints[:, :24]
+        coco = model.keypoints(out)
+        root = joints[:, :1]
+        return joints - root, out.vertices - root, coco - root, root[:, 0]
+
+    def predict(self, rotmats, betas):
+        return self.run(self.pred, rotmats, betas)
+
+    @torch.no_grad()
+    def targets(self, batch) -> dict:
+        pose, betas, gender = batch["pose"], batch["betas"], batch["gender"]
+        B = pose.shape[0]
+        rot = axis_angle_to_matrix(pose.reshape(B, 24, 3))
+        rot = torch.cat([batch["cam_R"][:, None] @ rot[:, :1], rot[:, 1:]], 1)
+        joints = torch.zeros(B, 24, 3, device=pose.device)
+        verts = None
+        for g in gender.unique().tolist():
+            sel = gender == g
+            j, v, _, _ = self.run(self.model_for(int(g)), rot[sel], betas[sel])
+            if verts is None:
+                verts = torch.zeros(B, v.shape[1], 3, device=pose.device)
+            joints[sel], verts[sel] = j, v
+        return {"rotmats": rot, "betas": betas, "joints": joints, "vertices": verts,
+                "root": batch["joints3d"][:, 0]}
+
+
+def make_renderer(cfg: LossConfig, input_size: int, backend=None):
+    from lasor_trainer.neural_renderer import Renderer
+
+    return Renderer(image_size=cfg.silhouette_size, anti_aliasing=False, fill_back=False, camera_mode="projection",
+                    orig_size=input_size, near=0.05, far=1000.0, backend=backend)
+
+
+def _clip_tail(g: torch.Tensor, k: float) -> torch.Tensor:
+    """Tame Kato's heavy-tailed vertex gradients (≈ d/eps next to edges): per sample, clamp each
+    component to k × the mean magnitude of the non-zero components."""
+    a = g.abs()
+    nz = (a > 0).sum((1, 2), keepdim=True).clamp_min(1)
+    limit = k * a.sum((1, 2), keepdim=True) / nz
+    return torch.maximum(torch.minimum(g, limit), -limit)
+
+
+def render_silhouettes(renderer, vertices_rel, T, K, faces, tail_clip: float = 0.0):
+    """Silhouettes of root-relative vertices placed at camera-frame T, rendered with crop intrinsics K.
+
+    tail_clip > 0 clamps the heavy tail of the renderer's vertex gradients (see `_clip_tail`)."""
+    B = vertices_rel.shape[0]
+    T = torch.cat([T[:, :2], T[:, 2:].clamp_min(0.3)], 1)
+    v = (vertices_rel + T[:, None]).float()
+    if v.requires_grad and tail_clip > 0:
+        v.register_hook(lambda g: _clip_tail(g, tail_clip))
+    eye = torch.eye(3, device=v.device).expand(B, 3, 3)
+    return renderer.render_silhouettes(v, faces[None].expand(B, -1, -1), K=K.float(), R=eye,
+                                       t=torch.zeros(B, 1, 3, device=v.device))
+
+
+def project_points(points_cam, K):
+    z = points_cam[..., 2:].clamp_min(1e-3)
+    uv = points_cam[..., :2] / z
+    return torch.einsum("bij,bnj->bni", K[:, :2, :2], uv) + K[:, None, :2, 2]
+
+
+def compute_losses(pred: dict, tgt: dict, batch: dict, bodies: Bodies, cfg: LossConfig, input_size: int,
+                   renderer=None, timer=None) -> tuple[torch.Tensor, dict, dict]:
+    """(total loss, {name: detached value}, extras (predicted joints/vertices/T/silhouette))."""
+    S = input_size
+    joints, verts, coco, _ = bodies.predict(pred["rotmats"], pred["betas"])
+    T = cam_to_translation(pred["cam"], batch["K"], S)
+    losses = {}
+    losses["pose"] = F.mse_loss(pred["rotmats"], tgt["rotmats"])
+    losses["betas"] = F.mse_loss(pred["betas"], tgt["betas"])
+    losses["joints3d"] = (joints - tgt["joints"]).norm(dim=-1).mean()
+    k = cfg.vertex_subsample
+    losses["vertices"] = (verts[:, ::k] - tgt["vertices"][:, ::k]).norm(dim=-1).mean()
+    uv = project_points(coco + T[:, None], batch["K"])
+    half = S / 2.0
+    use = torch.zeros_like(batch["kp_vis"], dtype=torch.bool)
+    for c in cfg.keypoints2d_visibility:
+        use |= batch["kp_vis"] == c
+    d = ((uv - batch["kp2d"]) / half).norm(dim=-1)
+    losses["keypoints2d"] = (d * use).sum() / use.sum().clamp_min(1)
+    cam_gt = translation_to_cam(tgt["root"], batch["K"], S)
+    losses["cam"] = F.mse_loss(torch.cat([pred["cam"][:, :1].log(), pred["cam"][:, 1:]], 1),
+                               torch.cat([cam_gt[:, :1].clamp_min(1e-3).log(), cam_gt[:, 1:]], 1))
+    sil = None
+    if renderer is not None and cfg.silhouette > 0:
+        if timer is not None:
+            timer.start("renderer")
+        sil = render_silhouettes(renderer, verts, T, batch["K"], bodies.faces, cfg.silhouette_grad_clip)
+        w = batch["sil_weight"]
+        losses["silhouette"] = ((sil - batch["sil_target"]) ** 2 * w).sum() / w.sum().clamp_min(1)
+        if timer is not None:
+            timer.stop("renderer")
+    total = sum(getattr(cfg, name) * value for name, value in losses.items())
+    return total, {k: float(v.detach()) for k, v in losses.items()}, {"joints": joints, "vertices": verts,
+                                                                     "T": T, "silhouette": sil, "coco": coco}
