@@ -22,6 +22,7 @@ RUN python -m venv /opt/venv \
     && chown lasor:lasor /data /runs
 WORKDIR /opt/lasor
 COPY pyproject.toml README.md LICENSE ./
+COPY docker/constraints.txt ./docker/constraints.txt
 COPY shared ./shared
 COPY datagen ./datagen
 COPY trainer ./trainer
@@ -32,16 +33,16 @@ RUN apt-get update \
        libegl1=1.6.0-1 libgl1=1.6.0-1 libgl1-mesa-dri=22.3.6-1+deb12u2 \
        libglu1-mesa=9.0.2-1.1 libosmesa6=22.3.6-1+deb12u2 \
     && rm -rf /var/lib/apt/lists/*
-RUN pip install ".[datagen]"
+RUN pip install --constraint docker/constraints.txt ".[datagen]"
 COPY manifests ./manifests
 ENV PYOPENGL_PLATFORM=egl
-USER lasor
+USER 1000:1000
 ENTRYPOINT ["lasor-datagen"]
 CMD ["--help"]
 
 FROM base AS trainer
-RUN pip install ".[train]"
+RUN pip install --constraint docker/constraints.txt ".[train]"
 COPY manifests ./manifests
-USER lasor
+USER 1000:1000
 ENTRYPOINT ["lasor-train"]
 CMD ["--help"]

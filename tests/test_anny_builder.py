@@ -18,8 +18,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def anny_model():
-    torch.set_grad_enabled(False)
     return ab.load_anny()
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    with torch.no_grad():
+        yield
 
 
 @pytest.fixture(scope="module")

