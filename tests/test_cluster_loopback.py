@@ -95,3 +95,11 @@ def test_external_scheduler_survives_a_killed_worker(tmp_path):
     check = subprocess.run([os.path.join(BIN, "lasor-datagen"), "verify", str(external)], env=_env(),
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
+
+    # the compose `trainer` service's next step, briefly, on the dataset the cluster made
+    run_dir = tmp_path / "run"
+    train = subprocess.run([os.path.join(BIN, "lasor-train"), "--data", str(external), "--out", str(run_dir),
+                            "--config", os.path.join(ROOT, "trainer", "configs", "test-tiny.yaml"),
+                            "--steps", "4", "--no-progress"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
+    assert (run_dir / "latest.pt").is_file()
