@@ -10,7 +10,7 @@ anny = pytest.importorskip("anny")
 
 from lasor_shared import anny_builder as ab  # noqa: E402
 from lasor_shared.body_model import embedded_model_path, load_body_model  # noqa: E402
-from lasor_shared.keypoints import SMPL24_NAMES, SMPL24_PARENTS  # noqa: E402
+from lasor_shared.keypoints import SMPL24_PARENTS  # noqa: E402
 from lasor_shared.rotations import axis_angle_to_matrix  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -150,7 +150,6 @@ def test_object_meshes_are_closed_and_outward():
 
 @pytest.mark.gl
 def test_fast_pass_matches_pyrender(scene):
-    import pyrender
 
     from lasor_datagen.scene import object_vertices, pack_object_params
 

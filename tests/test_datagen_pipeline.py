@@ -73,7 +73,7 @@ def test_schema_and_contents(reference):
         assert not np.any(modal & ~amodal)                       # visible ⊆ full
         vf = f["visible_fraction"][:]
         assert np.allclose(vf, modal.sum((1, 2)) / amodal.sum((1, 2)), atol=1e-6)
-        K, R, t = f["cam_K"][:], f["cam_R"][:], f["cam_t"][:]
+        K, R = f["cam_K"][:], f["cam_R"][:]
         j3 = f["joints3d"][:]
         uv = j3[..., :2] / j3[..., 2:] * K[:, None, [0, 1], [0, 1]] + K[:, None, :2, 2]
         assert np.allclose(uv, f["joints2d"][:], atol=1e-3)

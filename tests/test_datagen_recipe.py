@@ -82,7 +82,7 @@ def test_recipe_yaml_files_validate():
 
     demo = load_recipe(os.path.join(root, "demo.yaml"))
     paper = load_recipe(os.path.join(root, "lasor-paper.yaml"))
-    assert demo.shards * demo.samples_per_shard <= 1024
+    assert demo.shards * demo.samples_per_shard <= 2048  # about a minute on 2 cores
     assert paper.image_size == 256 and paper.shards * paper.samples_per_shard >= 100_000
 
 

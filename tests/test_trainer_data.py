@@ -1,6 +1,5 @@
 """Trainer data path: shards → crops/proxy/targets, camera consistency, sampling, refusal of bad datasets."""
 
-import json
 import os
 import shutil
 

@@ -142,7 +142,7 @@ def generate(recipe_path, out, scheduler=None, workers=None, overwrite=False, ov
     """Generate (or finish) the dataset of a recipe into `out`. Returns the manifest."""
     from lasor_datagen.gl import select_gl_platform
     from lasor_datagen.stats import totals
-    from lasor_datagen.worker import generate_shard
+    from lasor_datagen.worker import generate_shard  # noqa: F401  (fail before any work if workers could not import it)
 
     recipe, rdict, inputs, rhash, body = prepare(recipe_path, overrides)
     _check_out_dir(out)
@@ -197,7 +197,7 @@ def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform,
     from distributed import as_completed
     from tqdm import tqdm
 
-    from lasor_datagen.worker import generate_shard
+    from lasor_datagen.worker import generate_shard  # noqa: F401  (fail before any work if workers could not import it)
 
     n_workers = workers or os.cpu_count() or 1
     lp_threads = max(1, (os.cpu_count() or 1) // n_workers)

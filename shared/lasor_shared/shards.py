@@ -41,6 +41,7 @@ import tempfile
 import numpy as np
 
 from lasor_shared.errors import LasorError
+from lasor_shared.hashing import sha256_file  # noqa: F401  (re-exported: the shard hash)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -110,15 +111,6 @@ def shard_name(index: int) -> str:
 
 def sidecar_name(index: int) -> str:
     return f"shard-{index:05d}.json"
-
-
-def sha256_file(path: str) -> str:
-    """sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def canonical_json(obj) -> str:

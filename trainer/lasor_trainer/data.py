@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import OrderedDict
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from lasor_shared.errors import LasorError
+from lasor_shared.hashing import sha256_file
 from lasor_trainer import augment as aug
 from lasor_trainer import proxy
 from lasor_trainer.config import Config
@@ -52,14 +52,6 @@ class DatasetInfo:
     @property
     def n_samples(self) -> int:
         return int(sum(self.counts))
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _manifest_shard_records(manifest: dict):
@@ -101,7 +93,7 @@ def _verify_own(root: str, records):
         path = os.path.join(root, name)
         if not os.path.isfile(path):
             raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
-        if sha is not None and _sha256(path) != sha:
+        if sha is not None and sha256_file(path) != sha:
             raise LasorError(f"{root}: shard {name} does not match its sha256 in manifest.json (altered or truncated)")
         try:
             with h5py.File(path, "r") as f:
@@ -290,7 +282,7 @@ def make_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Co
 
 def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: int = 0) -> dict:
     """One training/eval item: proxy input, crop intrinsics and targets (all numpy)."""
-    S, ss = cfg.proxy.input_size, cfg.loss.silhouette_size
+    ss = cfg.loss.silhouette_size
     a = cfg.augment
     mask = raw["mask"]
     visible, amodal = (mask & 1) > 0, (mask & 2) > 0

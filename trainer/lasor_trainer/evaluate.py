@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from lasor_shared.errors import LasorError
-from lasor_shared.rotations import matrix_to_axis_angle
 from lasor_trainer import metrics as M
 from lasor_trainer.config import Config, config_from_dict
 from lasor_trainer.data import ShardDataset, collate, open_dataset

@@ -46,12 +46,13 @@ class Bodies:
         """sha256 of the file this trainer uses as ground-truth body for `gender` (neutral/male/female)."""
         if self.path is not None:
             return self.pred.sha256
-        from lasor_shared.body_model import embedded_model_path, file_sha256
+        from lasor_shared.body_model import embedded_model_path
+        from lasor_shared.hashing import sha256_file
 
         if gender == "neutral":
             return self.pred.sha256
         try:
-            return file_sha256(embedded_model_path(gender))
+            return sha256_file(embedded_model_path(gender))
         except Exception:
             return None
 
