@@ -29,15 +29,16 @@ RECIPE = {
 }
 
 
-def run(workers, shards, samples, tmp):
+def run(workers, shards, samples, tmp, scheduler=None):
     from lasor_datagen.orchestrate import generate
 
     path = os.path.join(tmp, "bench.yaml")
     with open(path, "w") as f:
         yaml.safe_dump({**RECIPE, "shards": shards, "samples_per_shard": samples}, f)
-    out = os.path.join(tmp, f"w{workers}")
+    out = os.path.join(tmp, f"w{workers}{'-external' if scheduler else ''}")
     t = time.perf_counter()
-    res = generate(path, out, workers=workers, overwrite=True, progress=False, log=lambda *a: None)
+    res = generate(path, out, workers=None if scheduler else workers, scheduler=scheduler, overwrite=True,
+                   progress=False, log=lambda *a: None)
     wall = time.perf_counter() - t
     tasks = res["timings"]
     split = {k: sum(r["timing"][k] for r in tasks) for k in tasks[0]["timing"]}
@@ -97,6 +98,35 @@ print(json.dumps(res))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_external(workers, shards, samples, tmp):
+    """The same run through an external `dask scheduler` with `workers` `dask worker` processes on
+    127.0.0.1 (the compose topology without Docker)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"))
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    procs = [subprocess.Popen([os.path.join(bindir, "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--dashboard-address", "127.0.0.1:0", "--no-show"], **quiet)]
+    try:
+        procs += [subprocess.Popen([os.path.join(bindir, "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                                    "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"], **quiet)
+                  for _ in range(workers)]
+        from distributed import Client
+
+        with Client(f"tcp://127.0.0.1:{port}", timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=120)
+        return run(workers, shards, samples, tmp, scheduler=f"tcp://127.0.0.1:{port}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
 def demo_wall(tmp):
     out = os.path.join(tmp, "demo")
     t = time.perf_counter()
@@ -111,6 +141,8 @@ def main():
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "datagen.json"))
     ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--external", action="store_true",
+                    help="Also measure 1 and 2 workers through an external scheduler on 127.0.0.1.")
     args = ap.parse_args()
     from lasor_datagen.gl import select_gl_platform
 
@@ -123,6 +155,10 @@ def main():
         result["runs"] = [run(w, args.shards, args.samples, tmp) for w in (1, 2)]
         r1, r2 = result["runs"]
         result["scaling_2_over_1_workers"] = round(r2["samples_per_s_in_tasks"] / r1["samples_per_s_in_tasks"], 2)
+        if args.external:
+            result["external_scheduler_runs"] = [run_external(w, args.shards, args.samples, tmp) for w in (1, 2)]
+            e1, e2 = result["external_scheduler_runs"]
+            result["external_scaling_2_over_1_workers"] = round(e2["samples_per_s_in_tasks"] / e1["samples_per_s_in_tasks"], 2)
         if not args.skip_demo:
             result["demo_wall_s"] = demo_wall(tmp)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -217,8 +217,7 @@ class PW3D(torch.utils.data.Dataset):
 def evaluate_benchmark(checkpoint: str, out_dir: str, ssp3d_dir: str | None = None, pw3d_path: str | None = None,
                        batch_size: int = 32, max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu",
                        body_model: str | None = None, stride: int = 1) -> dict:
-    from lasor_trainer.data import collate
-    from lasor_trainer.evaluate import load_checkpoint, run_evaluation, write_reports
+    from lasor_trainer.evaluate import load_checkpoint, run_evaluation, subset_loader, write_reports
     from lasor_trainer.losses import Bodies
 
     dev = torch.device(device)
@@ -228,11 +227,7 @@ def evaluate_benchmark(checkpoint: str, out_dir: str, ssp3d_dir: str | None = No
         ds, name = SSP3D(ssp3d_dir, cfg, bodies), "SSP-3D"
     else:
         ds, name = PW3D(pw3d_path, cfg, bodies, stride), "3DPW (oracle silhouettes)"
-    idx = np.arange(len(ds))
-    if max_samples and max_samples < len(ds):
-        idx = np.linspace(0, len(ds) - 1, max_samples).round().astype(int)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, idx.tolist()), batch_size=batch_size,
-                                         shuffle=False, collate_fn=collate, generator=torch.Generator())
+    idx, loader = subset_loader(ds, max_samples, batch_size)
     res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette)
     info = {"benchmark": name, "source": os.path.abspath(ssp3d_dir or pw3d_path), "samples": int(len(idx)),
             "checkpoint": os.path.abspath(checkpoint), "body_model": bodies.pred.model_id,

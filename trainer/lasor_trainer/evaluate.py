@@ -91,6 +91,16 @@ def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred,
 
 
 @torch.no_grad()
+def subset_loader(ds, max_samples: int, batch_size: int):
+    """(indices, ordered DataLoader) over `ds`, or over an evenly spaced subset of `max_samples`."""
+    idx = np.arange(len(ds))
+    if max_samples and max_samples < len(ds):
+        idx = np.linspace(0, len(ds) - 1, max_samples).round().astype(int)
+    return idx, torch.utils.data.DataLoader(torch.utils.data.Subset(ds, idx.tolist()), batch_size=batch_size,
+                                            shuffle=False, collate_fn=collate, generator=torch.Generator())
+
+
+@torch.no_grad()
 def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silhouette=True, baselines=True):
     """Per-sample metrics for the model (and the baselines) over a loader → dict of arrays."""
     model.eval()
@@ -286,11 +296,7 @@ def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto",
     if same and set(ids) & set(ck["data"].get("train_shards", [])):
         print("warning: evaluating on shards the checkpoint was trained on")
     ds = ShardDataset(info, ids, cfg, train=False)
-    idx = np.arange(len(ds))
-    if max_samples and max_samples < len(ds):
-        idx = np.linspace(0, len(ds) - 1, max_samples).round().astype(int)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, idx.tolist()), batch_size=batch_size,
-                                         shuffle=False, collate_fn=collate, generator=torch.Generator())
+    idx, loader = subset_loader(ds, max_samples, batch_size)
     res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette)
     meta = {"checkpoint": os.path.abspath(checkpoint), "step": ck.get("step"), "data": os.path.abspath(data_dir),
             "shards": ids, "samples": int(len(idx)), "body_model": bodies.pred.model_id,
