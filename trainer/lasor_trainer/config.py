@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from lasor_shared.config import from_dict, load_yaml
 from lasor_shared.errors import LasorError
 
 
@@ -127,69 +128,6 @@ _CHOICES = {
 }
 
 
-def _coerce(name: str, value, ftype):
-    origin = typing.get_origin(ftype)
-    if ftype is typing.Any:
-        return value
-    if origin is typing.Union:  # Optional[X]
-        if value is None:
-            return None
-        inner = [a for a in typing.get_args(ftype) if a is not type(None)][0]
-        return _coerce(name, value, inner)
-    if ftype is bool:
-        if not isinstance(value, bool):
-            raise LasorError(f"config field {name}: expected true/false, got {value!r}")
-        return value
-    if ftype is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise LasorError(f"config field {name}: expected an integer, got {value!r}")
-        return value
-    if ftype is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise LasorError(f"config field {name}: expected a number, got {value!r}")
-        return float(value)
-    if ftype is str:
-        if not isinstance(value, str):
-            raise LasorError(f"config field {name}: expected a string, got {value!r}")
-        return value
-    if ftype is list:
-        if not isinstance(value, (list, tuple)):
-            raise LasorError(f"config field {name}: expected a list, got {value!r}")
-        return list(value)
-    return value
-
-
-def _resolve_types(cls):
-    return typing.get_type_hints(cls)
-
-
-def _build(cls, data, prefix: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise LasorError(f"config section {prefix or '<root>'}: expected a mapping, got {type(data).__name__}")
-    hints = _resolve_types(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise LasorError(f"config: unknown field {prefix + unknown[0]!s} (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        ftype = hints[f.name]
-        if dataclasses.is_dataclass(ftype):
-            kwargs[f.name] = _build(ftype, data[f.name], f"{prefix}{f.name}.")
-        else:
-            kwargs[f.name] = _coerce(prefix + f.name, data[f.name], ftype)
-    return cls(**kwargs)
-
-
 def validate(cfg: Config) -> Config:
     for key, choices in _CHOICES.items():
         sec, name = key.split(".")
@@ -248,19 +186,13 @@ def config_from_dict(data: dict | None, overrides: dict | None = None) -> Config
         sec = dict(sec)
         sec[parts[1]] = value
         data[parts[0]] = sec
-    return validate(_build(Config, data, ""))
+    return validate(from_dict(Config, data, ""))
 
 
 def load_config(path: str | None = None, overrides: dict | None = None) -> Config:
     data = {}
     if path:
-        try:
-            with open(path) as f:
-                data = yaml.safe_load(f) or {}
-        except OSError as e:
-            raise LasorError(f"config {path}: cannot read ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            raise LasorError(f"config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        data = load_yaml(path) or {}
         if not isinstance(data, dict):
             raise LasorError(f"config {path}: expected a mapping at the top level")
     return config_from_dict(data, overrides)
