@@ -37,8 +37,13 @@ for p in (os.path.join(ROOT, "trainer"), os.path.join(ROOT, "shared")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from lasor_shared.rotations import axis_angle_to_matrix  # noqa: E402
 from lasor_trainer import neural_renderer as nr  # noqa: E402
-from lasor_trainer.neural_renderer.testing import body_like_mesh, body_mesh, random_rotation  # noqa: E402
+from lasor_trainer.neural_renderer.testing import (  # noqa: E402
+    body_like_mesh,
+    body_mesh,
+    random_rotation,
+)
 
 ORIG = 512
 
@@ -157,13 +162,6 @@ def fit_png(path, S=128, steps=300):
     r = nr.Renderer(image_size=S, K=K, R=np.diag([1.0, -1.0, -1.0]), t=np.array([0.0, 0.0, 2.6]),
                     orig_size=ORIG, backend="cpu")
 
-    def rod(rv):
-        th = torch.sqrt((rv * rv).sum() + 1e-12)
-        k = rv / th
-        z = torch.zeros(())
-        Kx = torch.stack([torch.stack([z, -k[2], k[1]]), torch.stack([k[2], z, -k[0]]), torch.stack([-k[1], k[0], z])])
-        return torch.eye(3) + torch.sin(th) * Kx + (1 - torch.cos(th)) * Kx @ Kx
-
     with torch.no_grad():
         target = r.render_silhouettes((v0 + z0)[None], f)
     tr = torch.tensor([0.15, -0.12, 0.3], requires_grad=True)
@@ -179,7 +177,7 @@ def fit_png(path, S=128, steps=300):
     ious, start = [], None
     t0 = time.perf_counter()
     for _ in range(steps):
-        img = r.render_silhouettes(((v0 * log_s.exp()) @ rod(rv).T + tr + z0)[None], f)
+        img = r.render_silhouettes(((v0 * log_s.exp()) @ axis_angle_to_matrix(rv).T + tr + z0)[None], f)
         if start is None:
             start = img.detach()
         ious.append(iou(img, target))
@@ -189,7 +187,7 @@ def fit_png(path, S=128, steps=300):
         opt.step()
         sched.step()
     with torch.no_grad():
-        final = r.render_silhouettes(((v0 * log_s.exp()) @ rod(rv).T + tr + z0)[None], f)
+        final = r.render_silhouettes(((v0 * log_s.exp()) @ axis_angle_to_matrix(rv).T + tr + z0)[None], f)
     secs = time.perf_counter() - t0
     panels = [("target", target[0]), (f"start IoU {ious[0]:.3f}", start[0]),
               (f"result IoU {iou(final, target):.3f}", final[0])]

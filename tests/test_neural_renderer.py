@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-
+from lasor_shared.rotations import axis_angle_to_matrix
 from lasor_trainer import neural_renderer as nr
 from lasor_trainer.neural_renderer import Renderer, RendererInputError
 from lasor_trainer.neural_renderer.testing import _icosphere, _rot, body_like_mesh
@@ -229,14 +229,6 @@ def test_fill_back_near_far_and_anti_aliasing():
 K64 = np.array([[150.0, 0, 64], [0, 150, 64], [0, 0, 1]])
 
 
-def _rodrigues(r):
-    th = torch.sqrt((r * r).sum() + 1e-12)
-    k = r / th
-    z = torch.zeros(())
-    Kx = torch.stack([torch.stack([z, -k[2], k[1]]), torch.stack([k[2], z, -k[0]]), torch.stack([-k[1], k[0], z])])
-    return torch.eye(3) + torch.sin(th) * Kx + (1 - torch.cos(th)) * Kx @ Kx
-
-
 def _soft_iou_loss(img, target):
     return 1 - (img * target).sum() / (img + target - img * target).sum()
 
@@ -255,7 +247,7 @@ def test_fit_translation_scale_rotation():
     opt = torch.optim.Adam([tr, log_s, rv], lr=0.005)
     ious = []
     for _ in range(300):
-        img = r.render_silhouettes(((v * log_s.exp()) @ _rodrigues(rv).T + tr + z0)[None], f)
+        img = r.render_silhouettes(((v * log_s.exp()) @ axis_angle_to_matrix(rv).T + tr + z0)[None], f)
         ious.append(iou(img, target))
         opt.zero_grad()
         _soft_iou_loss(img, target).backward()
