@@ -84,3 +84,29 @@ def test_cli_train_eval_and_refusals(dataset, tmp_path):
     for png in ("azimuth.png", "occluder_type.png", "occluded_fraction.png"):
         assert (rep / png).stat().st_size > 1000
     assert "| model |" in (rep / "report.md").read_text()
+
+
+@pytest.mark.parametrize("moves_camera", [True, False])
+def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera):
+    """`loss.silhouette_moves_camera: false` detaches the camera from the silhouette term only."""
+    import torch
+
+    from lasor_trainer.data import ShardDataset, collate, open_dataset
+    from lasor_trainer.losses import Bodies, compute_losses, make_renderer
+    from lasor_trainer.model import Regressor
+
+    cfg = load_config(CONFIG, {"augment.enabled": False, "loss.silhouette_moves_camera": moves_camera})
+    bodies = Bodies()
+    ds = ShardDataset(open_dataset(dataset, expected_sha=bodies.expected_sha), [0], cfg, train=False)
+    batch = collate([ds[i] for i in range(4)])
+    pred = Regressor(cfg.model)(batch["input"])
+    pred["cam"].retain_grad()
+    pred["rotmats"].retain_grad()
+    only_sil = cfg.loss
+    for name in ("pose", "betas", "joints3d", "vertices", "keypoints2d", "cam"):
+        setattr(only_sil, name, 0.0)
+    total, values, _ = compute_losses(pred, bodies.targets(batch), batch, bodies, only_sil, cfg.proxy.input_size,
+                                      renderer=make_renderer(cfg.loss, cfg.proxy.input_size))
+    total.backward()
+    assert values["silhouette"] > 0 and pred["rotmats"].grad.abs().sum() > 0
+    assert (pred["cam"].grad.abs().sum() > 0) == moves_camera
