@@ -89,7 +89,6 @@ def test_cli_train_eval_and_refusals(dataset, tmp_path):
 @pytest.mark.parametrize("moves_camera", [True, False])
 def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera):
     """`loss.silhouette_moves_camera: false` detaches the camera from the silhouette term only."""
-    import torch
 
     from lasor_trainer.data import ShardDataset, collate, open_dataset
     from lasor_trainer.losses import Bodies, compute_losses, make_renderer
