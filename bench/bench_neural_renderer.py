@@ -37,12 +37,13 @@ for p in (os.path.join(ROOT, "trainer"), os.path.join(ROOT, "shared")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from lasor_shared.rotations import axis_angle_to_matrix  # noqa: E402
 from lasor_trainer import neural_renderer as nr  # noqa: E402
 from lasor_trainer.neural_renderer.testing import (  # noqa: E402
     body_like_mesh,
     body_mesh,
+    fit_similarity,
     random_rotation,
+    silhouette_iou,
 )
 
 ORIG = 512
@@ -164,33 +165,11 @@ def fit_png(path, S=128, steps=300):
 
     with torch.no_grad():
         target = r.render_silhouettes((v0 + z0)[None], f)
-    tr = torch.tensor([0.15, -0.12, 0.3], requires_grad=True)
-    log_s = torch.tensor([float(np.log(0.8))], requires_grad=True)
-    rv = torch.tensor([0.1, -0.15, 0.2], requires_grad=True)
-    opt = torch.optim.Adam([tr, log_s, rv], lr=0.005)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(steps * 0.7)], 0.3)
-
-    def iou(a, b):
-        a, b = a > 0.5, b > 0.5
-        return float((a & b).sum() / (a | b).sum())
-
-    ious, start = [], None
     t0 = time.perf_counter()
-    for _ in range(steps):
-        img = r.render_silhouettes(((v0 * log_s.exp()) @ axis_angle_to_matrix(rv).T + tr + z0)[None], f)
-        if start is None:
-            start = img.detach()
-        ious.append(iou(img, target))
-        loss = 1 - (img * target).sum() / (img + target - img * target).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    with torch.no_grad():
-        final = r.render_silhouettes(((v0 * log_s.exp()) @ axis_angle_to_matrix(rv).T + tr + z0)[None], f)
+    ious, start, final = fit_similarity(r, v0, f, target, z0, steps=steps, lr_drop_at=0.7)
     secs = time.perf_counter() - t0
     panels = [("target", target[0]), (f"start IoU {ious[0]:.3f}", start[0]),
-              (f"result IoU {iou(final, target):.3f}", final[0])]
+              (f"result IoU {silhouette_iou(final, target):.3f}", final[0])]
     pad, top = 8, 22
     canvas = Image.new("RGB", (3 * S + 4 * pad, S + top + pad), "white")
     draw = ImageDraw.Draw(canvas)
@@ -207,7 +186,7 @@ def fit_png(path, S=128, steps=300):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     canvas.resize((canvas.width * 2, canvas.height * 2), Image.NEAREST).save(path)
     return {"png": os.path.relpath(path, ROOT), "mesh": name, "image_size": S, "steps": steps,
-            "iou_start": round(ious[0], 4), "iou_final": round(iou(final, target), 4),
+            "iou_start": round(ious[0], 4), "iou_final": round(silhouette_iou(final, target), 4),
             "seconds": round(secs, 2), "ms_per_step": round(secs / steps * 1e3, 2)}
 
 

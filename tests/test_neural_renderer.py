@@ -8,10 +8,9 @@ import logging
 import numpy as np
 import pytest
 import torch
-from lasor_shared.rotations import axis_angle_to_matrix
 from lasor_trainer import neural_renderer as nr
 from lasor_trainer.neural_renderer import Renderer, RendererInputError
-from lasor_trainer.neural_renderer.testing import _icosphere, _rot, body_like_mesh
+from lasor_trainer.neural_renderer.testing import _icosphere, _rot, body_like_mesh, fit_similarity
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -241,17 +240,7 @@ def test_fit_translation_scale_rotation():
     z0 = torch.tensor([0.0, 0.0, 3.5])
     with torch.no_grad():
         target = r.render_silhouettes((v + z0)[None], f)
-    tr = torch.tensor([0.12, -0.12, 0.3], requires_grad=True)
-    log_s = torch.tensor([float(np.log(0.8))], requires_grad=True)
-    rv = torch.tensor([0.1, -0.15, 0.2], requires_grad=True)
-    opt = torch.optim.Adam([tr, log_s, rv], lr=0.005)
-    ious = []
-    for _ in range(300):
-        img = r.render_silhouettes(((v * log_s.exp()) @ axis_angle_to_matrix(rv).T + tr + z0)[None], f)
-        ious.append(iou(img, target))
-        opt.zero_grad()
-        _soft_iou_loss(img, target).backward()
-        opt.step()
+    ious, _, _ = fit_similarity(r, v, f, target, z0, steps=300)
     assert ious[0] < 0.4, "start should be clearly wrong"
     assert max(ious[-30:]) >= 0.95, ious[::25]
 

@@ -128,3 +128,45 @@ def random_view(rng: np.random.Generator, vertices: np.ndarray, orig_size: int =
     R = random_rotation(rng)
     t = np.array([rng.uniform(-0.1, 0.1) * extent, rng.uniform(-0.1, 0.1) * extent, dist])
     return v.astype(np.float32), K, R, t
+
+
+def silhouette_iou(a, b) -> float:
+    """IoU of two silhouette batches thresholded at 0.5."""
+    a, b = a > 0.5, b > 0.5
+    return float((a & b).sum() / (a | b).sum())
+
+
+def fit_similarity(renderer, vertices, faces, target, offset, steps: int = 300, lr: float = 0.005,
+                   lr_drop_at: float | None = None):
+    """Fit translation, log-scale and axis-angle rotation of `vertices` (N,3) so that their silhouette
+    (placed at `offset`) matches `target`, by Adam on a soft-IoU loss through the renderer, from a
+    clearly wrong start. Returns (per-step IoUs, first image, final image)."""
+    import torch
+
+    from lasor_shared.rotations import axis_angle_to_matrix
+
+    tr = torch.tensor([0.12, -0.12, 0.3], requires_grad=True)
+    log_s = torch.tensor([float(np.log(0.8))], requires_grad=True)
+    rv = torch.tensor([0.1, -0.15, 0.2], requires_grad=True)
+    opt = torch.optim.Adam([tr, log_s, rv], lr=lr)
+    milestones = [int(steps * lr_drop_at)] if lr_drop_at else []
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.3)
+
+    def render():
+        return renderer.render_silhouettes(((vertices * log_s.exp()) @ axis_angle_to_matrix(rv).T + tr + offset)[None],
+                                           faces)
+
+    ious, first = [], None
+    for _ in range(steps):
+        img = render()
+        if first is None:
+            first = img.detach()
+        ious.append(silhouette_iou(img, target))
+        loss = 1 - (img * target).sum() / (img + target - img * target).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        final = render()
+    return ious, first, final
