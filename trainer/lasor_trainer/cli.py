@@ -25,6 +25,19 @@ def _overrides(pairs):
     return out
 
 
+def _write_summary(out_dir, summary, cfg):
+    """RUN/summary.json: steps, wall time, per-phase timing and the machine (read by the model card)."""
+    import platform
+
+    import torch
+
+    info = dict(summary, machine=f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
+                device=cfg.train.device if cfg.train.device != "cuda" or not torch.cuda.is_available()
+                else torch.cuda.get_device_name(0), threads=torch.get_num_threads(), torch=torch.__version__)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(info, f, indent=1, default=str)
+
+
 @click.command(context_settings=CTX)
 @click.option("--data", "data_dir", required=True, type=click.Path(), help="Dataset directory (shards + manifest.json).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory (checkpoints, logs).")
@@ -53,6 +66,8 @@ def train_main(data_dir, out_dir, config_path, sets, resume, steps, time_limit, 
     cfg = load_config(config_path, ov)
     summary = train(data_dir, out_dir, cfg, resume=resume, verify=not no_verify, progress=not no_progress,
                     echo=click.echo)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _write_summary(out_dir, summary, cfg)
     t = summary["timing_s"]
     steps_done = max(summary["step"], 1)
     click.echo(f"done: step {summary['step']}, best val PVE {summary['best_val_pve_mm']:.1f} mm, "
@@ -60,8 +75,11 @@ def train_main(data_dir, out_dir, config_path, sets, resume, steps, time_limit, 
                ", ".join(f"{k} {1000 * v / steps_done:.0f}" for k, v in t.items()))
 
 
+CHECKPOINT_HELP = "A lasor-train checkpoint (best.pt/latest.pt); default: the pretrained model shipped with lasor."
+
+
 @click.command(context_settings=CTX)
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False))
+@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help=CHECKPOINT_HELP)
 @click.option("--data", "data_dir", default=None, type=click.Path(), help="lasor dataset directory.")
 @click.option("--ssp3d", "ssp3d_dir", default=None, type=click.Path(), help="SSP-3D folder (labels.npz, silhouettes/).")
 @click.option("--3dpw", "pw3d_path", default=None, type=click.Path(), help="3DPW sequence .pkl file or folder of them.")
@@ -80,8 +98,11 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
     """Evaluate a checkpoint: JSON + Markdown + PNG plots, broken down by occlusion and viewpoint."""
     from lasor_shared.errors import LasorError
 
+    from lasor_trainer.pretrained import resolve_checkpoint
+
     if sum(x is not None for x in (data_dir, ssp3d_dir, pw3d_path)) != 1:
         raise LasorError("give exactly one of --data, --ssp3d, --3dpw")
+    checkpoint = resolve_checkpoint(checkpoint)
     if data_dir is not None:
         from lasor_trainer.evaluate import evaluate
 
@@ -102,7 +123,7 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
 
 
 @click.command(context_settings=CTX)
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False))
+@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help=CHECKPOINT_HELP)
 @click.option("--mask", "mask_path", required=True, type=click.Path(dir_okay=False), help="Binary person mask PNG.")
 @click.option("--keypoints", "kp_path", required=True, type=click.Path(dir_okay=False),
               help="COCO-format (keypoints: 17×[x,y,v]) or OpenPose-format (people[].pose_keypoints_2d) JSON.")
@@ -115,7 +136,9 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
 def predict_main(checkpoint, mask_path, kp_path, out_dir, focal, min_confidence, person, debug):
     """Predict SMPL pose/shape from a mask + keypoints: params JSON, OBJ mesh, overlay PNG."""
     from lasor_trainer.predict import predict
+    from lasor_trainer.pretrained import resolve_checkpoint
 
+    checkpoint = resolve_checkpoint(checkpoint)
     out = predict(checkpoint, mask_path, kp_path, out_dir, focal=focal, min_confidence=min_confidence, person=person)
     click.echo(json.dumps({k: v for k, v in out.items() if k.endswith("_path")}, indent=1))
 

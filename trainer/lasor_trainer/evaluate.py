@@ -68,7 +68,7 @@ def quick_validate(model, loader, bodies: Bodies, cfg: Config, device) -> dict:
     return {"pve_mm": 1000 * float(torch.cat(pves).mean()), "mpjpe_mm": 1000 * float(torch.cat(mpj).mean())}
 
 
-def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt):
+def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt, betas_pred):
     gj, gv = tgt["joints"].cpu().numpy(), tgt["vertices"].cpu().numpy()
     pj, pv = joints.cpu().numpy(), verts.cpu().numpy()
     out = {
@@ -76,6 +76,7 @@ def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred,
         "pa_mpjpe_mm": 1000 * M.pa_mpjpe(pj, gj),
         "pve_mm": 1000 * M.pve(pv, gv),
         "pve_t_sc_mm": 1000 * M.pve_t_sc(tpose_pred, tpose_gt),
+        "betas_pred": betas_pred.cpu().numpy(), "betas_gt": batch["betas"].cpu().numpy(),
     }
     uv = project_points(coco + T[:, None], batch["K"]).cpu().numpy()
     gt2 = batch["kp2d"].cpu().numpy()
@@ -119,7 +120,7 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
         T = cam_to_translation(pred["cam"], batch["K"], S)
         sil = render_silhouettes(renderer, v, T, batch["K"], bodies.faces) if renderer else None
         tpose_pred = M.tpose_vertices(bodies.pred, pred["betas"].cpu())
-        rows["model"].append(_sample_metrics(j, v, c, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt))
+        rows["model"].append(_sample_metrics(j, v, c, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt, pred["betas"]))
         if baselines:
             tpose_mean = M.tpose_vertices(bodies.pred, torch.zeros(B, 10))
             eye = torch.eye(3, device=device).expand(B, 24, 3, 3).clone()
@@ -129,7 +130,7 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
                 bj, bv, bc, _ = bodies.predict(rot, torch.zeros(B, 10, device=device))
                 bsil = render_silhouettes(renderer, bv, tgt["root"], batch["K"], bodies.faces) if renderer else None
                 rows[name].append(_sample_metrics(bj, bv, bc, tgt["root"], bsil, tgt, batch, bodies,
-                                                  tpose_mean, tpose_gt))
+                                                  tpose_mean, tpose_gt, torch.zeros(B, 10)))
         meta.append({k: batch[k].cpu().numpy() for k in ("occluder_type", "visible_fraction", "azimuth", "index")})
     out = {}
     for name, lst in rows.items():
