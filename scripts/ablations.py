@@ -1,0 +1,133 @@
+"""LASOR's three claims, measured with the same data budget, steps and test set.
+
+    python scripts/ablations.py --out out/ablations --test out/standard/data-test \
+        [--recipe manifests/standard.yaml] [--config trainer/configs/standard.yaml] [--shards N] \
+        [--steps N] [--workers W] [--baseline-run out/standard/run] [--set section.field=value ...]
+
+(a) silhouette loss on vs off — PVE-T-SC, PVE, IoU, per occluder type;
+(b) panoramic viewpoints — training cameras within ±45° of frontal vs the full 360°, per azimuth bin;
+(c) occlusion-aware data — training without occluders vs with, per occluder type and occluded fraction.
+Each variant dataset is the recipe with one field changed (same seed, same size); each run uses the same
+trainer config and steps; every run is scored by lasor-eval on the same held-out test set (all azimuths,
+with occluders). Writes ablations.json (rows read by scripts/model_card.py) and ablations.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+VARIANTS = {  # dataset name → recipe changes
+    "full": {},
+    "frontal": {"camera": {"azimuth_deg": [-45.0, 45.0]}},
+    "no_occluders": {"occlusion": {"unoccluded_share": 1.0}},
+}
+RUNS = {  # run name → (dataset, extra trainer overrides)
+    "full": ("full", []),
+    "no_silhouette": ("full", ["loss.silhouette=0"]),
+    "frontal": ("frontal", []),
+    "no_occluders": ("no_occluders", []),
+}
+
+
+def merged(base: dict, change: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in change.items():
+        out[k] = merged(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def sh(cmd: list[str]):
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def rows_for(claim: str, variant: str, metrics: dict, groups: list[str]) -> list[dict]:
+    rows = []
+    for g in groups:
+        for b, per in metrics[g].items():
+            s = per["model"]
+            rows.append({"claim": claim, "variant": variant, "subset": "all" if g == "all" else f"{g} {b}",
+                         **{k: s.get(k) for k in ("n", "mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm",
+                                                   "sil_iou_pooled")}})
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--test", required=True, help="held-out test dataset (same recipe, another seed)")
+    ap.add_argument("--recipe", default="manifests/standard.yaml")
+    ap.add_argument("--config", default="trainer/configs/standard.yaml")
+    ap.add_argument("--shards", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--baseline-run", default=None, help="reuse this run (trained on the recipe as is) as 'full'")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    with open(a.recipe) as f:
+        base = yaml.safe_load(f)
+    bindir = os.path.dirname(sys.executable)
+    exe = {n: os.path.join(bindir, n) for n in ("lasor-datagen", "lasor-train", "lasor-eval")}
+
+    needed = {RUNS[r][0] for r in RUNS if not (r == "full" and a.baseline_run)}
+    for name in sorted(needed):
+        rpath = os.path.join(a.out, f"recipe-{name}.yaml")
+        with open(rpath, "w") as f:
+            yaml.safe_dump(merged(base, VARIANTS[name]), f, sort_keys=False)
+        cmd = [exe["lasor-datagen"], "generate", rpath, "--out", os.path.join(a.out, f"data-{name}"), "--quiet"]
+        cmd += ["--shards", str(a.shards)] if a.shards else []
+        cmd += ["--workers", str(a.workers)] if a.workers else []
+        sh(cmd)
+    results = {}
+    for run, (data, sets) in RUNS.items():
+        run_dir = a.baseline_run if (run == "full" and a.baseline_run) else os.path.join(a.out, f"run-{run}")
+        if run_dir != a.baseline_run and not os.path.exists(os.path.join(run_dir, "best.pt")):
+            cmd = [exe["lasor-train"], "--data", os.path.join(a.out, f"data-{data}"), "--out", run_dir,
+                   "--config", a.config, "--device", a.device, "--no-progress"]
+            cmd += ["--resume"] if os.path.exists(os.path.join(run_dir, "latest.pt")) else []
+            cmd += ["--steps", str(a.steps)] if a.steps else []
+            for s in sets + a.sets:
+                cmd += ["--set", s]
+            sh(cmd)
+        ev = os.path.join(a.out, f"eval-{run}")
+        sh([exe["lasor-eval"], "--checkpoint", os.path.join(run_dir, "best.pt"), "--data", a.test, "--out", ev,
+            "--device", a.device])
+        with open(os.path.join(ev, "metrics.json")) as f:
+            results[run] = json.load(f)["metrics"]
+    rows = []
+    rows += rows_for("(a) silhouette loss", "on", results["full"], ["all", "occluder_type"])
+    rows += rows_for("(a) silhouette loss", "off", results["no_silhouette"], ["all", "occluder_type"])
+    rows += rows_for("(b) viewpoints", "360°", results["full"], ["all", "azimuth"])
+    rows += rows_for("(b) viewpoints", "±45°", results["frontal"], ["all", "azimuth"])
+    rows += rows_for("(c) occluders", "with", results["full"], ["all", "occluder_type", "occluded_fraction"])
+    rows += rows_for("(c) occluders", "without", results["no_occluders"], ["all", "occluder_type", "occluded_fraction"])
+    steps = {}
+    for run in RUNS:
+        rd = a.baseline_run if (run == "full" and a.baseline_run) else os.path.join(a.out, f"run-{run}")
+        with open(os.path.join(rd, "summary.json")) as f:
+            steps[run] = json.load(f).get("step")
+    note = (f"Same recipe ({os.path.basename(a.recipe)}, one field changed per variant), same trainer config "
+            f"({os.path.basename(a.config)}), steps per run {steps}; test set {a.test}. "
+            f"Reproduce: python scripts/ablations.py " + " ".join(sys.argv[1:]))
+    with open(os.path.join(a.out, "ablations.json"), "w") as f:
+        json.dump({"note": note, "rows": rows}, f, indent=1)
+    with open(os.path.join(a.out, "ablations.md"), "w") as f:
+        f.write("| claim | variant | subset | n | MPJPE | PA-MPJPE | PVE | PVE-T-SC | IoU pooled |\n|---|---|---|---|---|---|---|---|---|\n")
+        for r in rows:
+            f.write(f"| {r['claim']} | {r['variant']} | {r['subset']} | {r['n']} | " + " | ".join(
+                "–" if r[k] is None else f"{r[k]:.{3 if k == 'sil_iou_pooled' else 1}f}"
+                for k in ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm", "sil_iou_pooled")) + " |\n")
+    print(f"wrote {a.out}/ablations.json and ablations.md")
+
+
+if __name__ == "__main__":
+    main()
