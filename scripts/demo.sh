@@ -27,7 +27,15 @@ lasor-train --data "$OUT/data" --out "$OUT/run" --config "$TRAIN_CONFIG" $RESUME
 echo "== 4/5 evaluate on the held-out test set (with mean-body baselines)"
 lasor-eval --checkpoint "$OUT/run/best.pt" --data "$OUT/data-test" --out "$OUT/report"
 
-echo "== 5/5 report"
+echo "== 5/5 report: the fresh demo model, the shipped pretrained model and the mean body on the same test set"
 cat "$OUT/report/report.md"
+if python -c "from lasor_trainer.pretrained import shipped_checkpoint; shipped_checkpoint()" 2>/dev/null; then
+  lasor-eval --data "$OUT/data-test" --out "$OUT/report-shipped"   # no --checkpoint: the shipped model
+  python scripts/compare_reports.py "fresh demo model ($(basename "$TRAIN_CONFIG"))=$OUT/report/metrics.json" \
+    "shipped pretrained model (trainer/lasor_trainer/pretrained/)=$OUT/report-shipped/metrics.json" \
+    --out "$OUT/comparison.md"
+else
+  echo "(this install ships no pretrained model: no comparison)"
+fi
 echo
-echo "demo finished: pictures and reports in $OUT/ (body_model.png, preview.png, stats/, report/)"
+echo "demo finished: pictures and reports in $OUT/ (body_model.png, preview.png, stats/, report/, comparison.md)"
