@@ -38,9 +38,9 @@ def resolve_checkpoint(path: str | None) -> str:
 
 def export_checkpoint(src: str, dst: str, provenance: dict | None = None) -> dict:
     """Write an inference-only copy of training checkpoint `src` to `dst` (float32 weights)."""
-    from lasor_trainer.checkpoint import load_checkpoint_file, save_checkpoint_file
+    from lasor_trainer import checkpoint
 
-    ck = load_checkpoint_file(src)
+    ck = checkpoint.load(src)
     out = {
         "version": ck.get("version", 1),
         "kind": "lasor-pretrained",
@@ -52,7 +52,7 @@ def export_checkpoint(src: str, dst: str, provenance: dict | None = None) -> dic
         "data": {"root": None, "train_shards": [], "val_shards": []},
         "provenance": dict(provenance or {}),
     }
-    save_checkpoint_file(out, dst)
+    checkpoint.save(out, dst)
     return out
 
 
