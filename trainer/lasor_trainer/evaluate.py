@@ -26,31 +26,16 @@ import torch
 
 from lasor_shared.errors import LasorError
 from lasor_trainer import metrics as M
-from lasor_trainer.config import Config, config_from_dict
+from lasor_trainer.checkpoint import load_model as load_checkpoint
+from lasor_trainer.config import Config
 from lasor_trainer.data import ShardDataset, collate, open_dataset
 from lasor_trainer.losses import Bodies, make_renderer, project_points, render_silhouettes
-from lasor_trainer.model import FACING_CAMERA, Regressor, cam_to_translation
+from lasor_trainer.model import FACING_CAMERA, cam_to_translation
 
 OCCLUDER_NAMES = ("none", "person", "object", "both")
 OCC_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0001)
 AZ_BINS = 8
 METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm", "kp2d_vis_px", "kp2d_all_px")
-
-
-def load_checkpoint(path: str, device="cpu"):
-    if not os.path.isfile(path):
-        raise LasorError(f"checkpoint {path}: no such file")
-    try:
-        ck = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:
-        raise LasorError(f"checkpoint {path}: unreadable ({e})") from None
-    if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
-        raise LasorError(f"checkpoint {path}: not a lasor-train checkpoint")
-    cfg = config_from_dict(ck["config"])
-    model = Regressor(cfg.model).to(device)
-    model.load_state_dict(ck["model"])
-    model.eval()
-    return model, cfg, ck
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from lasor_shared.camera import intrinsics
 from lasor_shared.errors import LasorError
 from lasor_shared.rotations import matrix_to_axis_angle
 from lasor_trainer.data import make_input
-from lasor_trainer.evaluate import load_checkpoint
+from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.losses import Bodies
 from lasor_trainer.model import cam_to_translation
 
