@@ -64,8 +64,9 @@ def load(path: str, device="cpu", require=("model", "config"), what: str = "chec
     missing = [k for k in require if k not in ck]
     if missing:
         raise LasorError(f"{what} {path}: not a lasor-train checkpoint (missing {', '.join(missing)})")
-    if not isinstance(ck.get("config", {}), dict):
-        raise LasorError(f"{what} {path}: not a lasor-train checkpoint (config is not a mapping)")
+    for key in ("config", "body_model", "data", "rng"):
+        if not isinstance(ck.get(key, {}), dict):
+            raise LasorError(f"{what} {path}: not a lasor-train checkpoint ({key} is not a mapping)")
     return ck
 
 

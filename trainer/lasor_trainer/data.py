@@ -322,7 +322,24 @@ def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: 
         "elevation": np.float32(raw["elevation"]),
         "index": np.int64(index),
         "crop_scale": np.float32(A[0, 0]),
+        **({} if rng is not None else eval_silhouette(amodal, raw["cam_K"])),
     }
+
+
+EVAL_IOU_SIZE = 256     # silhouette IoU resolution, the same for every model
+EVAL_IOU_SCALE = 1.2    # crop side = this × the longer side of the full-body mask's bounding box
+
+
+def eval_silhouette(amodal: np.ndarray, cam_K: np.ndarray) -> dict:
+    """Evaluation-only fields: the full-body mask in a fixed EVAL_IOU_SIZE² crop around its own
+    bounding box (independent of the model's input crop and silhouette size) and that crop's K."""
+    if amodal.any():
+        x0, y0, side = proxy.crop_box(amodal, None, None, EVAL_IOU_SCALE)
+    else:
+        x0, y0, side = 0, 0, max(amodal.shape)
+    A = proxy.crop_affine(x0, y0, side, EVAL_IOU_SIZE)
+    return {"sil_eval": (proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, EVAL_IOU_SIZE) >= 0.5),
+            "K_eval": (A @ cam_K.astype(np.float64)).astype(np.float32)}
 
 
 class ShardBatchSampler(torch.utils.data.Sampler):
