@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from lasor_shared.cli_util import clean_errors
+from lasor_shared.cli_util import OneLineGroup, clean_errors
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 def main(debug):
     """Generate panoramic, occlusion-aware synthetic SMPL datasets (sharded HDF5)."""

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from lasor_shared.cli_util import clean_errors
+from lasor_shared.cli_util import OneLineCommand, OneLineGroup, clean_errors
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -40,7 +40,7 @@ def _check_device(name: str):
         raise LasorError(f"--device {name!r}: expected cpu, cuda or cuda:N")
 
 
-@click.command(context_settings=CTX)
+@click.command(cls=OneLineCommand, context_settings=CTX)
 @click.option("--data", "data_dir", required=True, type=click.Path(), help="Dataset directory (shards + manifest.json).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory (checkpoints, logs).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Trainer config YAML.")
@@ -75,7 +75,7 @@ def train_main(data_dir, out_dir, config_path, sets, resume, steps, time_limit, 
                ", ".join(f"{k} {1000 * v / steps_done:.0f}" for k, v in t.items()))
 
 
-@click.command(context_settings=CTX)
+@click.command(cls=OneLineCommand, context_settings=CTX)
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False))
 @click.option("--data", "data_dir", default=None, type=click.Path(), help="lasor dataset directory.")
 @click.option("--ssp3d", "ssp3d_dir", default=None, type=click.Path(), help="SSP-3D folder (labels.npz, silhouettes/).")
@@ -124,7 +124,7 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
     click.echo(f"wrote {os.path.join(out_dir, 'report.md')}, metrics.json and plots")
 
 
-@click.command(context_settings=CTX)
+@click.command(cls=OneLineCommand, context_settings=CTX)
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False))
 @click.option("--mask", "mask_path", required=True, type=click.Path(dir_okay=False), help="Binary person mask PNG.")
 @click.option("--keypoints", "kp_path", required=True, type=click.Path(dir_okay=False),
@@ -132,7 +132,7 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--focal", type=float, default=None, help="Focal length in pixels (default: 1.2 × the longer image side).")
 @click.option("--min-confidence", type=float, default=0.1, show_default=True, help="Keypoints below are treated as missing.")
-@click.option("--person", type=int, default=0, show_default=True, help="Which person of the JSON to use.")
+@click.option("--person", type=click.IntRange(0), default=0, show_default=True, help="Which person of the JSON to use.")
 @click.option("--debug", is_flag=True)
 @clean_errors
 def predict_main(checkpoint, mask_path, kp_path, out_dir, focal, min_confidence, person, debug):
@@ -143,7 +143,7 @@ def predict_main(checkpoint, mask_path, kp_path, out_dir, focal, min_confidence,
     click.echo(json.dumps({k: v for k, v in out.items() if k.endswith("_path")}, indent=1))
 
 
-@click.group(context_settings=CTX)
+@click.group(cls=OneLineGroup, context_settings=CTX)
 def main():
     """lasor trainer commands (also installed as lasor-train, lasor-eval, lasor-predict)."""
 
