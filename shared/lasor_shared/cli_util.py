@@ -28,10 +28,18 @@ def clean_errors(fn):
         except LasorError as e:
             if debug:
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {one_line(e)}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+def one_line(e: LasorError) -> str:
+    """The message of a LasorError, also when a DataLoader worker re-raised it with its traceback."""
+    msg = str(e).strip()
+    if "Traceback" in msg:
+        msg = msg.splitlines()[-1].split("LasorError: ", 1)[-1]
+    return msg
 
 
 class _OneLineMain:

@@ -144,7 +144,15 @@ def open_dataset(root: str, verify: bool = True, expected_sha=None) -> DatasetIn
     for p, (name, n, _) in zip(paths, records):
         if not os.path.isfile(p):
             raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
-        with h5py.File(p, "r") as f:
+        try:
+            f = h5py.File(p, "r")
+        except OSError as e:
+            raise LasorError(f"{p}: not a readable HDF5 shard ({str(e).splitlines()[0]}); "
+                             "run lasor-datagen verify") from None
+        with f:
+            missing = [k for k in REQUIRED_FIELDS if k not in f]
+            if missing:
+                raise LasorError(f"{p}: missing field(s) {', '.join(missing)}; run lasor-datagen verify")
             counts.append(int(f["mask"].shape[0]))
             a = dict(f.attrs)
             s = a.get("body_model_sha256")
@@ -241,9 +249,14 @@ class ShardDataset(torch.utils.data.Dataset):
 
     def raw(self, gidx: int) -> dict:
         s, i = self.locate(gidx)
-        small = self._small(s)
-        out = {k: v[i] for k, v in small.items()}
-        out["mask"] = self._file(s)["mask"][i]
+        try:
+            small = self._small(s)
+            out = {k: v[i] for k, v in small.items()}
+            out["mask"] = self._file(s)["mask"][i]
+        except (OSError, KeyError, ValueError, IndexError) as e:  # a damaged shard read with --no-verify
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LasorError(f"{self.info.shards[s]}: unreadable sample {i} ({first[:200]}); "
+                             "run lasor-datagen verify") from None
         out["shard"], out["local"] = s, i
         return out
 
