@@ -60,3 +60,15 @@ def tiny_dataset(request):
     """Path of the tiny real dataset (read-only for tests: copy before altering)."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     return make_tiny_dataset(pathlib.Path(request.config.cache.mkdir("lasor-tiny-dataset")))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_dataset, tmp_path_factory):
+    """best.pt of a 2-step lasor-train run on `tiny_dataset` (test-tiny config)."""
+    from lasor_trainer.config import load_config
+    from lasor_trainer.train import train
+
+    run = tmp_path_factory.mktemp("tiny-run") / "run"
+    train(tiny_dataset, str(run), load_config(str(ROOT / "trainer" / "configs" / "test-tiny.yaml"),
+                                              {"optim.steps": 2}), progress=False)
+    return str(run / "best.pt")

@@ -25,12 +25,8 @@ def bodies():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_dataset):
-    from lasor_trainer.train import train
-
-    root = tmp_path_factory.mktemp("ck")
-    train(tiny_dataset, str(root / "run"), load_config(CONFIG, {"optim.steps": 2}), progress=False)
-    return str(root / "run" / "best.pt")
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def _render(bodies, pose, betas, transl, K, R, t, H, W):

@@ -23,8 +23,10 @@ MAX_SPARSE_ELEMENTS = 10**8  # dense size a sparse matrix may expand to
 class _ChumpyArray:
     """Stand-in for chumpy objects: keeps their pickled state, turned into an array afterwards."""
 
+    state = None  # unpickling may build it without __init__ and without any state
+
     def __init__(self, *args, **kwargs):
-        self.state = None
+        pass
 
     def __setstate__(self, state):
         self.state = state

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 
 import numpy as np
 import torch
@@ -54,8 +55,11 @@ def load(path: str, device="cpu", require=("model", "config"), what: str = "chec
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LasorError(f"{what} {path}: refused, it holds more than tensors and plain types ({first[:200]})") from None
+        m = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if m:
+            raise LasorError(f"{what} {path}: refused, it holds more than tensors and plain types "
+                             f"(a {m.group(1)} object)") from None
+        raise LasorError(f"{what} {path}: unreadable (not a torch checkpoint of tensors and plain types)") from None
     except Exception as e:  # truncated, not a torch file, wrong device …
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LasorError(f"{what} {path}: unreadable ({first[:200]})") from None
