@@ -20,6 +20,23 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY_RECIPE = {"name": "tests-tiny", "seed": 0, "shards": 3, "samples_per_shard": 8, "image_size": 64}
 
 
+def assert_refused(result, *needles):
+    """A clean refusal by a click command: exit 2, exactly one `error: ...` line on stderr (naming
+    every needle), no traceback, no uncaught exception."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture
+def refused():
+    return assert_refused
+
+
 @pytest.fixture(autouse=True)
 def _autograd_stays_enabled():
     """No test (or code under test) may leave autograd switched off for the tests after it."""

@@ -19,16 +19,6 @@ from lasor_trainer.cli import eval_main, predict_main, train_main
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "test-tiny.yaml")
 
 
-def one_line_error(result, *needles):
-    """A clean refusal: exit 2, exactly one `error:` line on stderr naming `needles`, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-
-
 class _Payload:
     """Unpickling this runs `open(marker, 'w')` — what a crafted file would do."""
 
@@ -45,22 +35,22 @@ def _crafted_checkpoint(path, marker, like=None):
     torch.save(ck, path)
 
 
-def test_checkpoints_with_code_are_refused_everywhere(tmp_path, tiny_checkpoint, tiny_dataset):
+def test_checkpoints_with_code_are_refused_everywhere(tmp_path, refused, tiny_checkpoint, tiny_dataset):
     marker = tmp_path / "pwned"
     bad = tmp_path / "bad.pt"
     _crafted_checkpoint(bad, marker, like=tiny_checkpoint)
     r = CliRunner().invoke(eval_main, ["--checkpoint", str(bad), "--data", tiny_dataset, "--out", str(tmp_path / "e")])
-    one_line_error(r, "bad.pt", "refused")
+    refused(r, "bad.pt", "refused")
     run = tmp_path / "run"
     run.mkdir()
     _crafted_checkpoint(run / "latest.pt", marker, like=tiny_checkpoint)
     r = CliRunner().invoke(train_main, ["--data", tiny_dataset, "--out", str(run), "--config", CONFIG, "--resume",
                                         "--no-progress"])
-    one_line_error(r, "latest.pt", "refused")
+    refused(r, "latest.pt", "refused")
     assert not marker.exists()
 
 
-def test_predict_reads_no_code_from_a_checkpoint(tmp_path, tiny_checkpoint):
+def test_predict_reads_no_code_from_a_checkpoint(tmp_path, refused, tiny_checkpoint):
     from PIL import Image
 
     marker = tmp_path / "pwned"
@@ -72,7 +62,7 @@ def test_predict_reads_no_code_from_a_checkpoint(tmp_path, tiny_checkpoint):
     (tmp_path / "k.json").write_text('{"keypoints": [' + ",".join(["30, 30, 2"] * 17) + "]}")
     r = CliRunner().invoke(predict_main, ["--checkpoint", str(bad), "--mask", str(tmp_path / "m.png"),
                                           "--keypoints", str(tmp_path / "k.json"), "--out", str(tmp_path / "p")])
-    one_line_error(r, "bad.pt", "refused")
+    refused(r, "bad.pt", "refused")
     assert not marker.exists() and not (tmp_path / "p").exists()
 
 
@@ -117,7 +107,7 @@ def _pickle_with_sparse(path, damage):
     (lambda m: setattr(m, "_shape", (24, 10**9)), "too large"),
     (lambda m: setattr(m, "indptr", m.indptr[:-1]), "indptr"),
 ])
-def test_crafted_sparse_matrix_is_refused_before_expanding(tmp_path, damage, message):
+def test_crafted_sparse_matrix_is_refused_before_expanding(tmp_path, refused, damage, message):
     """Out-of-range CSR structure made `toarray()` write out of bounds (a segfault); now one line."""
     from lasor_datagen.cli import main
 
@@ -125,12 +115,12 @@ def test_crafted_sparse_matrix_is_refused_before_expanding(tmp_path, damage, mes
     with pytest.raises(LasorError, match=message):
         read_model_file(path)
     r = CliRunner().invoke(main, ["body-model", "show", "--body-model", path])
-    one_line_error(r, "SMPL_NEUTRAL.pkl")
+    refused(r, "SMPL_NEUTRAL.pkl")
     # the same file named by a recipe
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"body_model: {{path: {path}}}\n")
     r = CliRunner().invoke(main, ["generate", str(recipe), "--out", str(tmp_path / "ds")])
-    one_line_error(r, "body_model")
+    refused(r, "body_model")
     assert not (tmp_path / "ds").exists()
 
 

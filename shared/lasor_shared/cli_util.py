@@ -53,7 +53,10 @@ class _OneLineMain:
         except click.ClickException as e:
             click.echo(f"error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
-        except (click.Abort, KeyboardInterrupt):
+        except (click.Abort, KeyboardInterrupt) as e:
+            if isinstance(e.__cause__, EOFError):  # click turns an EOFError escaping a command into Abort
+                click.echo("error: unexpected end of input", err=True)
+                sys.exit(2)
             click.echo("error: interrupted", err=True)
             sys.exit(130)
         sys.exit(0)

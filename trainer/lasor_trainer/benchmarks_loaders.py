@@ -76,8 +76,8 @@ class SSP3D(torch.utils.data.Dataset):
         try:
             z = np.load(path, allow_pickle=False)
             self.lab = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise LasorError(f"{path}: unreadable ({e})") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise LasorError(f"{path}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         need = ("fnames", "shapes", "poses", "cam_trans", "joints2D", "genders")
         missing = [k for k in need if k not in self.lab]
         if missing:
@@ -86,6 +86,8 @@ class SSP3D(torch.utils.data.Dataset):
         for k, shape in (("shapes", (n, 10)), ("poses", (n, 72)), ("cam_trans", (n, 3)), ("joints2D", (n, 17, 3))):
             if self.lab[k].shape != shape:
                 raise LasorError(f"{path}: {k} has shape {self.lab[k].shape}, expected {shape}")
+            if self.lab[k].dtype.kind not in "iuf" or not np.all(np.isfinite(self.lab[k])):
+                raise LasorError(f"{path}: {k} must hold finite numbers")
         self.root, self.cfg, self.bodies = root, cfg, bodies
 
     def __len__(self):
@@ -99,7 +101,10 @@ class SSP3D(torch.utils.data.Dataset):
             if not os.path.isfile(alt):
                 raise LasorError(f"SSP-3D: silhouette {spath} not found")
             spath = alt
-        sil = np.asarray(Image.open(spath).convert("L")) > 0
+        try:
+            sil = np.asarray(Image.open(spath).convert("L")) > 0
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise LasorError(f"SSP-3D: silhouette {spath} is not a readable image ({e})") from None
         H, W = sil.shape
         K = np.array([[5000.0, 0, W / 2], [0, 5000.0, H / 2], [0, 0, 1]])
         pose, betas = self.lab["poses"][i], self.lab["shapes"][i]

@@ -133,6 +133,9 @@ def load_model(path: str, device="cpu"):
         cfg = config_from_dict(ck["config"])
     except LasorError as e:
         raise LasorError(f"checkpoint {path}: {e}") from None
+    weights = ck["model"] if isinstance(ck["model"], dict) else {}
+    if not all(torch.isfinite(v).all() for v in weights.values() if torch.is_tensor(v) and v.is_floating_point()):
+        raise LasorError(f"checkpoint {path}: model weights contain NaN or infinite values")
     model = Regressor(cfg.model).to(device)
     try:
         model.load_state_dict(ck["model"])

@@ -211,7 +211,13 @@ def config_from_dict(data: dict | None, overrides: dict | None = None) -> Config
 def load_config(path: str | None = None, overrides: dict | None = None) -> Config:
     data = {}
     if path:
-        data = load_yaml(path) or {}
+        data = load_yaml(path)
+        if data is None:
+            raise LasorError(f"config {path}: empty (omit --config for the defaults)")
         if not isinstance(data, dict):
             raise LasorError(f"config {path}: expected a mapping at the top level")
+        try:
+            config_from_dict(data)  # the file alone: its errors name the file
+        except LasorError as e:
+            raise LasorError(f"config {path}: {e}") from None
     return config_from_dict(data, overrides)

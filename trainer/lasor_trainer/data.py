@@ -145,24 +145,23 @@ def open_dataset(root: str, verify: bool = True, expected_sha=None) -> DatasetIn
         if not os.path.isfile(p):
             raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
         try:
-            f = h5py.File(p, "r")
-        except OSError as e:
-            raise LasorError(f"{p}: not a readable HDF5 shard ({str(e).splitlines()[0]}); "
-                             "run lasor-datagen verify") from None
-        with f:
-            missing = [k for k in REQUIRED_FIELDS if k not in f]
-            if missing:
-                raise LasorError(f"{p}: missing field(s) {', '.join(missing)}; run lasor-datagen verify")
-            counts.append(int(f["mask"].shape[0]))
-            a = dict(f.attrs)
-            s = a.get("body_model_sha256")
-            s = s.decode() if isinstance(s, bytes) else s
-            if sha is None:
-                sha = s
-            elif s is not None and s != sha:
-                raise LasorError(f"{p}: body model sha256 differs from the other shards")
-            mid = mid or a.get("body_model_id")
-            size = tuple(f["mask"].shape[1:3])
+            with h5py.File(p, "r") as f:
+                missing = [k for k in REQUIRED_FIELDS if k not in f]
+                if missing:
+                    raise LasorError(f"{p}: missing field(s) {', '.join(missing)}; run lasor-datagen verify")
+                counts.append(int(f["mask"].shape[0]))
+                a = dict(f.attrs)
+                size = tuple(f["mask"].shape[1:3])
+        except (OSError, RuntimeError, KeyError, ValueError) as e:  # h5py's errors for a damaged file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LasorError(f"{p}: not a readable HDF5 shard ({first[:200]}); run lasor-datagen verify") from None
+        s = a.get("body_model_sha256")
+        s = s.decode() if isinstance(s, bytes) else s
+        if sha is None:
+            sha = s
+        elif s is not None and s != sha:
+            raise LasorError(f"{p}: body model sha256 differs from the other shards")
+        mid = mid or a.get("body_model_id")
     sha = sha or _find_key(manifest.get("body_model", manifest), ("sha256", "body_model_sha256"))
     mid = mid or _find_key(manifest.get("body_model", manifest), ("id", "model_id", "body_model_id"))
     if isinstance(mid, bytes):
@@ -253,7 +252,7 @@ class ShardDataset(torch.utils.data.Dataset):
             small = self._small(s)
             out = {k: v[i] for k, v in small.items()}
             out["mask"] = self._file(s)["mask"][i]
-        except (OSError, KeyError, ValueError, IndexError) as e:  # a damaged shard read with --no-verify
+        except (OSError, RuntimeError, KeyError, ValueError, IndexError) as e:  # a damaged shard (--no-verify)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise LasorError(f"{self.info.shards[s]}: unreadable sample {i} ({first[:200]}); "
                              "run lasor-datagen verify") from None

@@ -122,7 +122,6 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         device = torch.device("cuda", local)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    os.makedirs(out_dir, exist_ok=True)
     latest = os.path.join(out_dir, "latest.pt")
     if not resume and os.path.exists(latest) and rank == 0:
         raise LasorError(f"{out_dir} already holds a run (latest.pt): pass --resume to continue it or use a new --out")
@@ -130,6 +129,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         raise LasorError(f"--resume: no checkpoint {latest}")
 
     bodies, info, train_ids, val_ids = build(cfg, data_dir, device, verify)
+    os.makedirs(out_dir, exist_ok=True)  # only once the inputs are known to be good
     seed = cfg.train.seed
     torch.manual_seed(seed)
     random.seed(seed)
