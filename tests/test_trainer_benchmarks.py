@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from lasor_shared.errors import LasorError
-from lasor_trainer import synthetic
 from lasor_trainer.cli import eval_main, predict_main
 from lasor_trainer.config import load_config
 
@@ -26,13 +25,8 @@ def bodies():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, bodies):
-    from lasor_trainer.train import train
-
-    root = tmp_path_factory.mktemp("ck")
-    data = synthetic.write_dataset(str(root / "ds"), bodies.pred, n_shards=2, per_shard=8, size=64)
-    train(data, str(root / "run"), load_config(CONFIG, {"optim.steps": 2}), progress=False)
-    return str(root / "run" / "best.pt")
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def _render(bodies, pose, betas, transl, K, R, t, H, W):

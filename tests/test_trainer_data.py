@@ -11,7 +11,6 @@ from lasor_shared.errors import LasorError
 from lasor_trainer.config import load_config
 from lasor_trainer.data import ShardBatchSampler, ShardDataset, collate, open_dataset, split_shards
 
-from lasor_trainer import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +21,8 @@ def bodies():
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, bodies):
-    out = str(tmp_path_factory.mktemp("data") / "ds")
-    return synthetic.make_test_dataset(out, bodies.pred, n_shards=3, per_shard=8, size=96)
+def dataset(tiny_dataset):
+    return tiny_dataset
 
 
 def cfg(**kw):

@@ -6,7 +6,6 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from lasor_trainer import synthetic
 from lasor_trainer.cli import eval_main, train_main
 from lasor_trainer.config import load_config
 
@@ -14,11 +13,8 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "te
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from lasor_shared.body_model import load_body_model
-
-    out = str(tmp_path_factory.mktemp("data") / "ds")
-    return synthetic.make_test_dataset(out, load_body_model(), n_shards=3, per_shard=8, size=64)
+def dataset(tiny_dataset):
+    return tiny_dataset
 
 
 def _losses(run):

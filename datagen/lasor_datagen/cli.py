@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from lasor_shared.cli_util import clean_errors
+from lasor_shared.cli_util import OneLineGroup, clean_errors
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 def main(debug):
     """Generate panoramic, occlusion-aware synthetic SMPL datasets (sharded HDF5)."""
@@ -76,10 +76,10 @@ def build(out_path, gender, n_shapes, seed, cache_dir):
 @click.option("--workers", type=click.IntRange(1, 1024), default=None,
               help="LocalCluster worker processes (default: one per CPU core).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset of a different recipe in --out.")
-@click.option("--shards", type=click.IntRange(1), default=None, help="Override the recipe's shard count.")
+@click.option("--shards", type=click.IntRange(1, 1_000_000), default=None, help="Override the recipe's shard count.")
 @click.option("--samples-per-shard", type=click.IntRange(1), default=None, help="Override samples per shard.")
 @click.option("--image-size", type=click.IntRange(32, 2048), default=None, help="Override the image size.")
-@click.option("--seed", type=click.IntRange(0), default=None, help="Override the recipe seed.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Override the recipe seed.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @clean_errors
 def generate_cmd(recipe, out, scheduler, workers, overwrite, shards, samples_per_shard, image_size, seed, quiet):

@@ -13,19 +13,53 @@ Order of work (nothing is written until every check has passed):
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
 
 from lasor_shared.errors import LasorError
-from lasor_shared.shards import (MANIFEST, SCHEMA_VERSION, read_manifest, sha256_file, shard_name,
-                                 shard_schema, sidecar_name, write_json_atomic)
+from lasor_shared.shards import (LOCK_FILE, MANIFEST, MAX_EMPTY_TARGETS, RECIPE_FILE, SCHEMA_VERSION, empty_targets,
+                                 read_manifest, sha256_file, shard_name, shard_schema, sidecar_name,
+                                 write_json_atomic)
 
-RECIPE_FILE = "recipe.json"
 RETRIES = 3
+
+
+@contextlib.contextmanager
+def _generate_lock(out):
+    """Exclusive lock on the dataset folder for one `generate` run (released when the process ends,
+    however it ends); a second run into the same folder fails at once with a clear message."""
+    import fcntl
+
+    path = os.path.join(out, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise LasorError(f"--out {out}: another lasor-datagen generate (pid {holder}) is writing into this "
+                             "folder; wait for it or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_temporaries(out):
+    """Half-written shards of killed workers (`shard-*.h5.tmp-*`): never part of a dataset."""
+    for p in glob.glob(os.path.join(out, "shard-*.h5.tmp-*")):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
 
 
 def _check_out_dir(out: str) -> None:
@@ -43,7 +77,7 @@ def _check_out_dir(out: str) -> None:
 
 
 def _our_files(out):
-    pats = ("shard-*.h5", "shard-*.json", "shard-*.h5.tmp-*", MANIFEST, RECIPE_FILE)
+    pats = ("shard-*.h5", "shard-*.json", "shard-*.h5.tmp-*", MANIFEST, RECIPE_FILE, LOCK_FILE)
     return sorted({p for pat in pats for p in glob.glob(os.path.join(out, pat))})
 
 
@@ -132,8 +166,16 @@ def _make_client(scheduler, n_workers, lp_threads):
             raise LasorError(f"--scheduler {scheduler}: cannot connect ({e})") from None
     if lp_threads:
         os.environ["LASOR_LP_THREADS"] = str(lp_threads)
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=40)
+    # workers ignore Ctrl-C (they inherit SIG_IGN): the terminal's SIGINT reaches the whole process group,
+    # and only this process should handle it — by closing the cluster, with one line and no worker tracebacks
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=40)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     return Client(cluster), cluster
 
 
@@ -141,22 +183,33 @@ def generate(recipe_path, out, scheduler=None, workers=None, overwrite=False, ov
              log=print):
     """Generate (or finish) the dataset of a recipe into `out`. Returns the manifest."""
     from lasor_datagen.gl import select_gl_platform
-    from lasor_datagen.stats import totals
     from lasor_datagen.worker import generate_shard  # noqa: F401  (fail before any work if workers could not import it)
 
     recipe, rdict, inputs, rhash, body = prepare(recipe_path, overrides)
     _check_out_dir(out)
     gl_platform = select_gl_platform()
     existing = _existing_recipe_hash(out) if os.path.isdir(out) else None
+    if existing is not None and existing != rhash and not overwrite:
+        raise LasorError(f"--out {out}: holds a dataset of a different recipe (use --overwrite to replace it)")
+    os.makedirs(out, exist_ok=True)
+    with _generate_lock(out):
+        return _generate_locked(recipe, rdict, inputs, rhash, body, out, scheduler, workers, overwrite, progress,
+                                log, gl_platform)
+
+
+def _generate_locked(recipe, rdict, inputs, rhash, body, out, scheduler, workers, overwrite, progress, log,
+                     gl_platform):
+    from lasor_datagen.stats import totals
+
+    existing = _existing_recipe_hash(out)  # again, under the lock
     if existing is not None and existing != rhash:
         if not overwrite:
             raise LasorError(f"--out {out}: holds a dataset of a different recipe (use --overwrite to replace it)")
         for p in _our_files(out):
-            os.unlink(p)
-    os.makedirs(out, exist_ok=True)
+            if os.path.basename(p) != LOCK_FILE:
+                os.unlink(p)
     write_json_atomic(os.path.join(out, RECIPE_FILE), {"recipe": rdict, "inputs": inputs, "recipe_hash": rhash})
-    for p in glob.glob(os.path.join(out, "shard-*.h5.tmp-*")):
-        os.unlink(p)
+    _remove_temporaries(out)
     if os.path.exists(os.path.join(out, MANIFEST)):
         os.unlink(os.path.join(out, MANIFEST))
     n = recipe.samples_per_shard
@@ -169,10 +222,13 @@ def generate(recipe_path, out, scheduler=None, workers=None, overwrite=False, ov
     if todo:
         timings = _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform, progress, done)
     wall = time.perf_counter() - t_start
+    _remove_temporaries(out)  # a worker killed mid-shard leaves one; its retry wrote the shard again
     records = []
     for i in range(recipe.shards):
         with open(os.path.join(out, sidecar_name(i))) as f:
             records.append(json.load(f))
+    empty = [empty_targets(os.path.join(out, shard_name(i))) for i in range(recipe.shards)]
+    n_empty, n_all = sum(e[0] for e in empty), sum(e[1] for e in empty)
     schema = shard_schema(recipe.image_size, recipe.max_persons, recipe.max_objects, recipe.output.depth,
                           recipe.output.part_seg)
     manifest = {
@@ -184,12 +240,18 @@ def generate(recipe_path, out, scheduler=None, workers=None, overwrite=False, ov
         "fields": {k: {"shape": list(s), "dtype": str(d), "per_sample": p} for k, (s, d, p) in schema.items()},
         "shards": [{k: r[k] for k in ("file", "index", "n_samples", "sha256", "bytes", "stats")} for r in records],
         "totals": totals(records),
+        "empty_targets": {"n": n_empty, "fraction": round(n_empty / max(n_all, 1), 6)},
     }
     write_json_atomic(os.path.join(out, MANIFEST), manifest)
     generated = len(todo) * n
     if generated:
         log(f"generated {generated} samples in {len(todo)} shards in {wall:.1f} s "
             f"({generated / wall:.1f} samples/s); dataset {manifest['totals']['bytes'] / 1e6:.1f} MB in {out}")
+    if n_empty / max(n_all, 1) > MAX_EMPTY_TARGETS:
+        raise LasorError(f"{n_empty} of {n_all} samples have an empty target silhouette: the recipe's camera "
+                         "(distance, focal, truncation) leaves the body out of the image; verify refuses this dataset")
+    if n_empty:
+        log(f"warning: {n_empty} of {n_all} samples have an empty target silhouette")
     return {"manifest": manifest, "timings": timings, "wall_s": wall, "generated": generated}
 
 
@@ -227,11 +289,11 @@ def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform,
             bar.update(rec["n_samples"])
     finally:
         bar.close()
-        for f in futures:
-            if not f.done():
-                f.cancel()
+        pending = [f for f in futures if not f.done()]
+        if pending and cluster is None:  # a shared scheduler: cancel our tasks in one message
+            client.cancel(pending)
         client.close()
-        if cluster is not None:
+        if cluster is not None:  # our own LocalCluster: closing it stops every task at once
             cluster.close()
     return timings
 

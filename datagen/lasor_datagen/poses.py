@@ -259,24 +259,33 @@ def _read_npz_poses(path, key_hint):
         raise LasorError(f"{path}: unreadable pose file ({e})") from None
 
 
+MAX_POSE_RAD = 100.0  # larger axis-angle values come from no real source (and lose float32 precision)
+
+
 def _read_3dpw(path):
-    from lasor_shared.body_model import _RestrictedUnpickler
+    from lasor_shared import safe_pickle
 
     try:
         with open(path, "rb") as f:
-            seq = _RestrictedUnpickler(f, encoding="latin1").load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError) as e:
+            seq = safe_pickle.load(f)
+    except (OSError, pickle.UnpicklingError) as e:
         raise LasorError(f"{path}: unreadable 3DPW pickle ({e})") from None
     if not isinstance(seq, dict) or "poses" not in seq:
         raise LasorError(f"{path}: not a 3DPW sequence (a dict with 'poses' per person)")
     people = seq["poses"] if isinstance(seq["poses"], (list, tuple)) else [seq["poses"]]
-    arrays = [np.asarray(p, dtype=np.float64) for p in people]
+    try:
+        arrays = [np.asarray(p, dtype=np.float64) for p in people]
+    except (ValueError, TypeError):
+        raise LasorError(f"{path}: 3DPW 'poses' must be numeric (T, 72) arrays per person") from None
     if not arrays or any(a.ndim != 2 or a.shape[1] != 72 for a in arrays):
         raise LasorError(f"{path}: 3DPW 'poses' must be (T, 72) arrays per person, got "
                          f"{[a.shape for a in arrays]}")
     valid = seq.get("campose_valid")
-    if valid is not None and len(valid) == len(arrays):
-        arrays = [a[np.asarray(v, bool)] if np.shape(v) == (len(a),) else a for a, v in zip(arrays, valid)]
+    try:
+        if valid is not None and len(valid) == len(arrays):
+            arrays = [a[np.asarray(v, bool)] if np.shape(v) == (len(a),) else a for a, v in zip(arrays, valid)]
+    except (TypeError, ValueError):
+        raise LasorError(f"{path}: 3DPW 'campose_valid' must be one (T,) array per person") from None
     return np.concatenate(arrays)
 
 
@@ -315,6 +324,9 @@ def load_pose_file(kind: str, path: str, stride: int = 1, up_axis: str = "auto")
         raise LasorError(f"{path}: no poses")
     if not np.all(np.isfinite(poses)):
         raise LasorError(f"{path}: poses contain NaN or infinite values")
+    if np.abs(poses).max() > MAX_POSE_RAD:
+        raise LasorError(f"{path}: pose values must lie within ±{MAX_POSE_RAD} rad (axis-angle), "
+                         f"got {np.abs(poses).max():.3g}")
     up = detect_up_axis(poses[:, :3]) if up_axis == "auto" else _UP[up_axis]
     poses[:, :3] = _canonical_root(poses[:, :3], up)
     return poses

@@ -16,6 +16,11 @@ from lasor_shared.errors import LasorError
 from lasor_shared.shards import recipe_hash
 
 GENDERS = ("neutral", "male", "female")
+MAX_SEED = 2**63 - 1        # stored as an HDF5 int64 attribute
+MAX_SHARDS = 1_000_000
+MAX_DISTANCE_M = 50.0
+MAX_FOCAL = 20.0            # × image width (≈ 2.9° field of view)
+MIN_BODY_PX = 4             # smallest projected body height the camera ranges may give
 
 
 def _unit(**extra):
@@ -87,10 +92,10 @@ class CameraCfg:
             lo, hi = getattr(self, name)
             if lo < -80 or hi > 80:
                 raise LasorError(f"{where}.{name}: must lie within [-80, 80], got [{lo}, {hi}]")
-        if self.distance[0] <= 0.5:
-            raise LasorError(f"{where}.distance: minimum must be > 0.5 m, got {self.distance[0]}")
-        if self.focal[0] <= 0.1:
-            raise LasorError(f"{where}.focal: minimum must be > 0.1 (× image width), got {self.focal[0]}")
+        if self.distance[0] <= 0.5 or self.distance[1] > MAX_DISTANCE_M:
+            raise LasorError(f"{where}.distance: must lie within (0.5, {MAX_DISTANCE_M:g}] m, got {list(self.distance)}")
+        if self.focal[0] <= 0.1 or self.focal[1] > MAX_FOCAL:
+            raise LasorError(f"{where}.focal: must lie within (0.1, {MAX_FOCAL:g}] (× image width), got {list(self.focal)}")
 
 
 @dataclass
@@ -100,8 +105,8 @@ class PersonOccCfg:
     background_prob: float = _unit()             # extra person behind/beside the target
 
     def validate(self, where):
-        if self.gap[0] < 0.1:
-            raise LasorError(f"{where}.gap: minimum must be >= 0.1 m, got {self.gap[0]}")
+        if self.gap[0] < 0.1 or self.gap[1] > 10:
+            raise LasorError(f"{where}.gap: must lie within [0.1, 10] m, got {list(self.gap)}")
 
 
 @dataclass
@@ -115,10 +120,10 @@ class ObjectOccCfg:
     def validate(self, where):
         if not self.kinds:
             raise LasorError(f"{where}.kinds: at least one object kind is needed")
-        if self.size[0] <= 0:
-            raise LasorError(f"{where}.size: minimum must be > 0, got {self.size[0]}")
-        if self.gap[0] < 0.05:
-            raise LasorError(f"{where}.gap: minimum must be >= 0.05 m, got {self.gap[0]}")
+        if self.size[0] <= 0 or self.size[1] > 3:
+            raise LasorError(f"{where}.size: must lie within (0, 3] (× the target's height), got {list(self.size)}")
+        if self.gap[0] < 0.05 or self.gap[1] > 10:
+            raise LasorError(f"{where}.gap: must lie within [0.05, 10] m, got {list(self.gap)}")
 
 
 @dataclass
@@ -154,8 +159,8 @@ class OutputCfg:
 @dataclass
 class Recipe:
     name: str = "dataset"
-    seed: int = field(default=0, metadata={"ge": 0})
-    shards: int = field(default=1, metadata={"ge": 1})
+    seed: int = field(default=0, metadata={"ge": 0, "le": MAX_SEED})
+    shards: int = field(default=1, metadata={"ge": 1, "le": MAX_SHARDS})
     samples_per_shard: int = field(default=64, metadata={"ge": 1, "le": 100000})
     image_size: int = field(default=256, metadata={"ge": 32, "le": 2048})
     body_model: BodyModelCfg = field(default_factory=BodyModelCfg)
@@ -164,6 +169,15 @@ class Recipe:
     camera: CameraCfg = field(default_factory=CameraCfg)
     occlusion: OcclusionCfg = field(default_factory=OcclusionCfg)
     output: OutputCfg = field(default_factory=OutputCfg)
+
+    def validate(self, where):
+        # the smallest body (1 m tall, e.g. a child-sized betas draw) at the farthest distance and
+        # shortest focal length must still cover a few pixels, or targets come out empty
+        px = self.camera.focal[0] * self.image_size * 1.0 / self.camera.distance[1]
+        if px < MIN_BODY_PX:
+            raise LasorError(f"{where + '.' if where else ''}camera: a body at distance {self.camera.distance[1]:g} m "
+                             f"with focal {self.camera.focal[0]:g} × {self.image_size} px spans only {px:.1f} px "
+                             f"(need >= {MIN_BODY_PX}); lower camera.distance or raise camera.focal")
 
     @property
     def max_persons(self) -> int:

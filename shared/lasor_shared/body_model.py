@@ -24,6 +24,7 @@ import numpy as np
 import smplx
 import torch
 
+from lasor_shared import safe_pickle
 from lasor_shared.errors import LasorError
 from lasor_shared.hashing import sha256_file
 from lasor_shared.keypoints import COCO17_FROM_SMPL24, COCO17_NAMES, SMPL24_NAMES, SMPL_FACE_VERTEX_IDS
@@ -43,59 +44,6 @@ def embedded_model_path(gender: str = "neutral") -> str:
     return path
 
 
-class _ChumpyArray:
-    """Stand-in for chumpy objects found in official SMPL pickles: keeps their array state."""
-
-    def __init__(self, *args, **kwargs):
-        self.state = None
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def to_numpy(self):
-        state = self.state if isinstance(self.state, dict) else {}
-        for key in ("x", "a"):
-            if key in state:
-                return np.asarray(state[key])
-        raise pickle.UnpicklingError("chumpy object without array data")
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Allows numpy arrays, scipy sparse matrices and chumpy arrays; refuses everything else."""
-
-    def find_class(self, module, name):
-        import codecs
-        import copyreg
-
-        import scipy.sparse
-
-        allowed = {
-            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-            ("copy_reg", "_reconstructor"): copyreg._reconstructor,
-            ("copyreg", "_reconstructor"): copyreg._reconstructor,
-            ("__builtin__", "object"): object, ("builtins", "object"): object,
-            ("_codecs", "encode"): codecs.encode,  # how protocol-2 pickles store array bytes
-        }
-        for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            allowed[(core, "_reconstruct")] = np._core.multiarray._reconstruct
-            allowed[(core, "scalar")] = np._core.multiarray.scalar
-        if module.startswith("chumpy"):
-            return _ChumpyArray
-        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
-            return getattr(scipy.sparse, name)
-        if (module, name) in allowed:
-            return allowed[(module, name)]
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def _to_array(value):
-    if isinstance(value, _ChumpyArray):
-        return value.to_numpy()
-    if hasattr(value, "toarray"):
-        return value.toarray()
-    return value
-
-
 def read_model_file(path: str) -> dict:
     """Arrays of an SMPL model file (.npz or .pkl), validated. Errors name the file."""
     if not os.path.isfile(path):
@@ -107,10 +55,9 @@ def read_model_file(path: str) -> dict:
                 data = {k: z[k] for k in z.files}
         elif ext == ".pkl":
             with open(path, "rb") as f, contextlib.redirect_stderr(io.StringIO()):
-                raw = _RestrictedUnpickler(f, encoding="latin1").load()
-            if not isinstance(raw, dict):
-                raise LasorError(f"{path}: expected a dict of SMPL arrays in the pickle, got {type(raw).__name__}")
-            data = {k: _to_array(v) for k, v in raw.items()}
+                data = safe_pickle.load(f, sparse=True)
+            if not isinstance(data, dict):
+                raise LasorError(f"{path}: expected a dict of SMPL arrays in the pickle, got {type(data).__name__}")
         else:
             raise LasorError(f"{path}: expected an SMPL model file ending in .npz or .pkl")
     except LasorError:
@@ -126,7 +73,12 @@ def _validate(path, d):
     if missing:
         raise LasorError(f"{path}: missing SMPL key(s) {', '.join(missing)}")
     for k in _REQUIRED:
-        d[k] = np.asarray(d[k])
+        try:
+            d[k] = np.asarray(d[k])
+        except (ValueError, TypeError):
+            raise LasorError(f"{path}: {k} is not an array") from None
+        if d[k].dtype.kind not in "biuf":
+            raise LasorError(f"{path}: {k} is not a numeric array (dtype {d[k].dtype})")
     V = d["v_template"].shape[0] if d["v_template"].ndim == 2 else -1
     expect = {
         "v_template": (V, 3), "weights": (V, 24), "J_regressor": (24, V), "kintree_table": (2, 24),
@@ -138,6 +90,9 @@ def _validate(path, d):
         raise LasorError(f"{path}: shapedirs has shape {d['shapedirs'].shape}, expected ({V}, 3, >=10)")
     if d["posedirs"].shape not in ((V, 3, 207), (V * 3, 207)):
         raise LasorError(f"{path}: posedirs has shape {d['posedirs'].shape}, expected ({V}, 3, 207)")
+    parents = d["kintree_table"][0, 1:].astype(np.int64)
+    if np.any(parents < 0) or np.any(parents >= np.arange(1, 24)):
+        raise LasorError(f"{path}: kintree_table parents must precede their joints (SMPL's order)")
     f = d["f"]
     if f.ndim != 2 or f.shape[1] != 3 or f.min() < 0 or f.max() >= V:
         raise LasorError(f"{path}: f must be (F, 3) vertex indices in [0, {V}), got shape {f.shape}")

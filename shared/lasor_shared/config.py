@@ -11,6 +11,7 @@ default.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -158,13 +159,27 @@ def to_dict(obj) -> Any:
     return obj
 
 
+MAX_YAML_BYTES = 4 * 2**20  # recipes and configs are a few kB
+
+
 def load_yaml(path: str) -> Any:
-    """Parse a YAML file; LasorError naming the file if it cannot be read or parsed."""
+    """Parse a YAML file; LasorError naming the file if it cannot be read, is not UTF-8 text, is
+    implausibly large or cannot be parsed."""
     try:
+        if os.path.getsize(path) > MAX_YAML_BYTES:
+            raise LasorError(f"{path}: {os.path.getsize(path)} bytes, larger than a YAML config can be "
+                             f"({MAX_YAML_BYTES // 2**20} MiB)")
         with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+            text = f.read()
+        if "\0" in text:
+            raise LasorError(f"{path}: not a text file (NUL bytes)")
+        return yaml.safe_load(text)
     except OSError as e:
         raise LasorError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise LasorError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:
+        raise LasorError(f"{path}: YAML nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

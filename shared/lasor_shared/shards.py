@@ -45,6 +45,9 @@ from lasor_shared.hashing import sha256_file  # noqa: F401  (re-exported: the sh
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+RECIPE_FILE = "recipe.json"
+LOCK_FILE = ".generate.lock"   # held (flock) by a running `lasor-datagen generate`
+MAX_EMPTY_TARGETS = 0.5        # a dataset with a larger share of samples without any target pixel is refused
 OBJECT_PARAMS = 17
 PRISM_SIDES = 8
 OCCLUDER_MIN_SHARE = 0.005
@@ -159,11 +162,17 @@ def read_manifest(dataset_dir: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             manifest = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise LasorError(f"{path}: unreadable manifest ({e})") from None
+    except (OSError, ValueError, RecursionError) as e:  # includes JSONDecodeError, UnicodeDecodeError
+        raise LasorError(f"{path}: unreadable manifest ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(manifest, dict):
+        raise LasorError(f"{path}: a manifest is a JSON object, got {type(manifest).__name__}")
     for key in ("schema_version", "recipe", "recipe_hash", "inputs", "shards", "fields", "image_size"):
         if key not in manifest:
             raise LasorError(f"{path}: manifest has no {key!r}")
+    if not isinstance(manifest["shards"], list) or not all(
+            isinstance(r, dict) and isinstance(r.get("file"), str) and isinstance(r.get("index"), int)
+            and isinstance(r.get("n_samples"), int) and isinstance(r.get("sha256"), str) for r in manifest["shards"]):
+        raise LasorError(f"{path}: malformed shards table (each needs file, index, n_samples, sha256)")
     if manifest["schema_version"] != SCHEMA_VERSION:
         raise LasorError(f"{path}: schema_version {manifest['schema_version']}, this lasor reads {SCHEMA_VERSION}")
     return manifest
@@ -200,6 +209,25 @@ def check_shard(path: str, schema: dict, n_samples: int | None = None, attrs: di
         if extra:
             problems.append(f"{name}: unexpected field(s) {', '.join(extra)}")
     return problems
+
+
+def empty_targets(path: str) -> tuple[int, int]:
+    """(samples whose target has no pixel at all, samples) of one shard: visible_fraction 0 with no
+    occluder means the full (amodal) silhouette is empty (a fully hidden target has an occluder type)."""
+    f = open_shard(path)
+    with f:
+        vf, occ = f["visible_fraction"][()], f["occluder_type"][()]
+    return int(np.sum((vf == 0) & (occ == 0))), int(len(vf))
+
+
+def stray_files(dataset_dir: str, manifest: dict) -> list[str]:
+    """Files lasor could have written into the folder that the manifest does not account for
+    (extra shards or sidecars, temporaries of interrupted runs)."""
+    expected = {MANIFEST, RECIPE_FILE, LOCK_FILE}
+    for rec in manifest["shards"]:
+        expected |= {rec["file"], sidecar_name(rec["index"])}
+    return sorted(n for n in os.listdir(dataset_dir)
+                  if n not in expected and (n.startswith("shard-") or ".tmp" in n))
 
 
 def manifest_schema(manifest: dict) -> dict:
@@ -247,6 +275,14 @@ def verify_dataset(dataset_dir: str, recipe: dict | None = None, inputs: dict | 
     for fname in expected:
         if fname not in listed:
             problems.append(f"{fname}: expected by the recipe but not in the manifest")
+    if deep and not problems:  # every shard is intact: count samples without any target pixel
+        counts = [empty_targets(os.path.join(dataset_dir, r["file"])) for r in manifest["shards"]]
+        n_empty, n = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        if n and n_empty / n > MAX_EMPTY_TARGETS:
+            problems.append(f"{n_empty} of {n} samples have an empty target silhouette (camera too far or focal "
+                            "too long?): not usable for training")
+    for fname in stray_files(dataset_dir, manifest):
+        problems.append(f"{fname}: stray file, not part of the dataset (left by an interrupted run, or copied in)")
     total = sum(r["n_samples"] for r in manifest["shards"])
     if manifest.get("totals", {}).get("n_samples", total) != total:
         problems.append("manifest: totals.n_samples does not match the shards")

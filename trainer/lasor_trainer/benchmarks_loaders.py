@@ -20,9 +20,7 @@ at most `max_side` pixels (K scaled accordingly). 3DPW-Crowd = courtyard_hug_00 
 
 from __future__ import annotations
 
-import codecs
 import glob
-import io
 import os
 import pickle
 
@@ -78,8 +76,8 @@ class SSP3D(torch.utils.data.Dataset):
         try:
             z = np.load(path, allow_pickle=False)
             self.lab = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise LasorError(f"{path}: unreadable ({e})") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise LasorError(f"{path}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         need = ("fnames", "shapes", "poses", "cam_trans", "joints2D", "genders")
         missing = [k for k in need if k not in self.lab]
         if missing:
@@ -88,6 +86,8 @@ class SSP3D(torch.utils.data.Dataset):
         for k, shape in (("shapes", (n, 10)), ("poses", (n, 72)), ("cam_trans", (n, 3)), ("joints2D", (n, 17, 3))):
             if self.lab[k].shape != shape:
                 raise LasorError(f"{path}: {k} has shape {self.lab[k].shape}, expected {shape}")
+            if self.lab[k].dtype.kind not in "iuf" or not np.all(np.isfinite(self.lab[k])):
+                raise LasorError(f"{path}: {k} must hold finite numbers")
         self.root, self.cfg, self.bodies = root, cfg, bodies
 
     def __len__(self):
@@ -101,7 +101,10 @@ class SSP3D(torch.utils.data.Dataset):
             if not os.path.isfile(alt):
                 raise LasorError(f"SSP-3D: silhouette {spath} not found")
             spath = alt
-        sil = np.asarray(Image.open(spath).convert("L")) > 0
+        try:
+            sil = np.asarray(Image.open(spath).convert("L")) > 0
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise LasorError(f"SSP-3D: silhouette {spath} is not a readable image ({e})") from None
         H, W = sil.shape
         K = np.array([[5000.0, 0, W / 2], [0, 5000.0, H / 2], [0, 0, 1]])
         pose, betas = self.lab["poses"][i], self.lab["shapes"][i]
@@ -119,29 +122,32 @@ class SSP3D(torch.utils.data.Dataset):
         return make_sample(self.raw(i), self.cfg, None, i)
 
 
-class _Restricted(pickle.Unpickler):
-    """numpy arrays/scalars and plain containers only; anything else is refused (no code runs)."""
+MIN_2D_JOINTS = 6  # official 3DPW evaluation: frames with fewer detected 2D joints are dropped
 
-    def find_class(self, module, name):
-        import copyreg
 
-        allowed = {("copy_reg", "_reconstructor"): copyreg._reconstructor, ("copyreg", "_reconstructor"): copyreg._reconstructor,
-                   ("__builtin__", "object"): object, ("builtins", "object"): object,
-                   ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                   ("_codecs", "encode"): codecs.encode}  # protocol-2 bytes written by Python 3
-        for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            allowed[(core, "_reconstruct")] = np._core.multiarray._reconstruct
-            allowed[(core, "scalar")] = np._core.multiarray.scalar
-        if (module, name) in allowed:
-            return allowed[(module, name)]
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+def _array(path, key, value, shape):
+    """`value` as a finite float array of `shape` (None = any length on that axis); LasorError names it."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise LasorError(f"3DPW {path}: {key} is not a numeric array") from None
+    if a.ndim != len(shape) or any(n is not None and a.shape[i] != n for i, n in enumerate(shape)):
+        want = "(" + ", ".join("T" if n is None else str(n) for n in shape) + ")"
+        raise LasorError(f"3DPW {path}: {key} has shape {a.shape}, expected {want}")
+    if not np.all(np.isfinite(a)):
+        raise LasorError(f"3DPW {path}: {key} contains NaN or infinite values")
+    return a
 
 
 def read_3dpw_pickle(path: str) -> dict:
+    """A 3DPW sequence pickle read without running code (lasor_shared.safe_pickle), its fields
+    checked and converted to float arrays; LasorError (one line) on anything else."""
+    from lasor_shared import safe_pickle
+
     try:
         with open(path, "rb") as f:
-            data = _Restricted(io.BytesIO(f.read()), encoding="latin1").load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
+            data = safe_pickle.load(f)
+    except (OSError, pickle.UnpicklingError) as e:
         raise LasorError(f"3DPW {path}: not a readable sequence pickle ({e})") from None
     if not isinstance(data, dict):
         raise LasorError(f"3DPW {path}: expected a dict")
@@ -149,7 +155,29 @@ def read_3dpw_pickle(path: str) -> dict:
     missing = [k for k in need if k not in data]
     if missing:
         raise LasorError(f"3DPW {path}: missing key(s) {', '.join(missing)}")
-    return data
+    per_person = ("poses", "betas", "trans", "poses2d", "campose_valid", "genders")
+    for k in per_person:
+        if not isinstance(data[k], (list, tuple)):
+            raise LasorError(f"3DPW {path}: {k} must be a list with one entry per person")
+    n = len(data["poses"])
+    if n == 0 or any(len(data[k]) != n for k in per_person):
+        raise LasorError(f"3DPW {path}: {', '.join(per_person)} must list the same number (>= 1) of people")
+    cam_poses = _array(path, "cam_poses", data["cam_poses"], (None, 4, 4))
+    T = len(cam_poses)
+    out = {"cam_poses": cam_poses, "cam_intrinsics": _array(path, "cam_intrinsics", data["cam_intrinsics"], (3, 3)),
+           "poses": [_array(path, f"poses[{p}]", v, (T, 72)) for p, v in enumerate(data["poses"])],
+           "trans": [_array(path, f"trans[{p}]", v, (T, 3)) for p, v in enumerate(data["trans"])],
+           "poses2d": [_array(path, f"poses2d[{p}]", v, (T, 3, 18)) for p, v in enumerate(data["poses2d"])],
+           "campose_valid": [_array(path, f"campose_valid[{p}]", v, (T,)) for p, v in enumerate(data["campose_valid"])],
+           "betas": [_array(path, f"betas[{p}]", np.ravel(v) if isinstance(v, np.ndarray) else v, (None,))
+                     for p, v in enumerate(data["betas"])],
+           "genders": list(data["genders"])}
+    if any(len(b) < 10 for b in out["betas"]):
+        raise LasorError(f"3DPW {path}: betas must hold at least 10 values per person")
+    K = out["cam_intrinsics"]
+    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[0, 2] <= 0 or K[1, 2] <= 0:
+        raise LasorError(f"3DPW {path}: cam_intrinsics must have positive focal lengths and principal point")
+    return out
 
 
 class PW3D(torch.utils.data.Dataset):
@@ -159,16 +187,24 @@ class PW3D(torch.utils.data.Dataset):
             raise LasorError(f"--3dpw {path}: no sequence .pkl files")
         self.cfg, self.bodies, self.max_side = cfg, bodies, max_side
         self.seqs, self.items = [], []
+        n_total = n_campose = 0
         for f in files:
             d = read_3dpw_pickle(f)
             self.seqs.append(d)
             s = len(self.seqs) - 1
             for p in range(len(d["poses"])):
-                valid = np.asarray(d["campose_valid"][p]).astype(bool)
+                campose = d["campose_valid"][p] > 0
+                detected = (d["poses2d"][p][:, 2, :] > 0).sum(1)  # (T,) joints with a 2D detection
+                valid = campose & (detected >= MIN_2D_JOINTS)
+                n_total, n_campose = n_total + len(campose), n_campose + int(campose.sum())
                 for t in np.flatnonzero(valid)[::stride]:
                     self.items.append((s, p, int(t)))
+        self.frame_filter = (f"campose_valid and >= {MIN_2D_JOINTS} detected 2D joints (official 3DPW evaluation): "
+                             f"{n_campose} of {n_total} person-frames have a valid camera pose, "
+                             f"{len(self.items)} kept"
+                             + (f" (every {stride}th)" if stride > 1 else ""))
         if not self.items:
-            raise LasorError(f"--3dpw {path}: no valid frames")
+            raise LasorError(f"--3dpw {path}: no valid frames ({self.frame_filter})")
 
     def __len__(self):
         return len(self.items)
@@ -216,20 +252,26 @@ class PW3D(torch.utils.data.Dataset):
 
 def evaluate_benchmark(checkpoint: str, out_dir: str, ssp3d_dir: str | None = None, pw3d_path: str | None = None,
                        batch_size: int = 32, max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu",
-                       body_model: str | None = None, stride: int = 1) -> dict:
-    from lasor_trainer.evaluate import load_checkpoint, run_evaluation, subset_loader, write_reports
+                       body_model: str | None = None, stride: int = 1, pve_t_sc: str = "auto",
+                       male_model: str | None = None, female_model: str | None = None) -> dict:
+    from lasor_trainer.evaluate import (PVE_T_SC_PROTOCOLS, load_checkpoint, run_evaluation, subset_loader,
+                                        tpose_protocol, write_reports)
     from lasor_trainer.losses import Bodies
 
     dev = torch.device(device)
     model, cfg, ck = load_checkpoint(checkpoint, dev)
     bodies = Bodies(body_model if body_model is not None else ck.get("body_model", {}).get("path"), dev)
+    protocol, tpose_models = tpose_protocol(bodies, pve_t_sc, male_model, female_model)
     if ssp3d_dir is not None:
         ds, name = SSP3D(ssp3d_dir, cfg, bodies), "SSP-3D"
+        frames = "all SSP-3D images"
     else:
         ds, name = PW3D(pw3d_path, cfg, bodies, stride), "3DPW (oracle silhouettes)"
+        frames = ds.frame_filter
     idx, loader = subset_loader(ds, max_samples, batch_size)
-    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette)
+    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette, tpose_models=tpose_models)
     info = {"benchmark": name, "source": os.path.abspath(ssp3d_dir or pw3d_path), "samples": int(len(idx)),
+            "frame_filter": frames, "pve_t_sc_protocol": f"{protocol}: {PVE_T_SC_PROTOCOLS[protocol]}",
             "checkpoint": os.path.abspath(checkpoint), "body_model": bodies.pred.model_id,
             "note": "24 SMPL joints (H36M-14 regressor protocols need real SMPL); numbers are comparable to "
                     "published ones only with the real SMPL model"}

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from lasor_shared.cli_util import clean_errors
+from lasor_shared.cli_util import OneLineCommand, OneLineGroup, clean_errors
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -38,7 +38,22 @@ def _write_summary(out_dir, summary, cfg):
         json.dump(info, f, indent=1, default=str)
 
 
-@click.command(context_settings=CTX)
+def _check_device(name: str):
+    import torch
+
+    from lasor_shared.errors import LasorError
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise LasorError(f"--device {name!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LasorError(f"--device {name}: no CUDA device is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise LasorError(f"--device {name!r}: expected cpu, cuda or cuda:N")
+
+
+@click.command(cls=OneLineCommand, context_settings=CTX)
 @click.option("--data", "data_dir", required=True, type=click.Path(), help="Dataset directory (shards + manifest.json).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory (checkpoints, logs).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Trainer config YAML.")
@@ -78,23 +93,29 @@ def train_main(data_dir, out_dir, config_path, sets, resume, steps, time_limit, 
 CHECKPOINT_HELP = "A lasor-train checkpoint (best.pt/latest.pt); default: the pretrained model shipped with lasor."
 
 
-@click.command(context_settings=CTX)
+@click.command(cls=OneLineCommand, context_settings=CTX)
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help=CHECKPOINT_HELP)
 @click.option("--data", "data_dir", default=None, type=click.Path(), help="lasor dataset directory.")
 @click.option("--ssp3d", "ssp3d_dir", default=None, type=click.Path(), help="SSP-3D folder (labels.npz, silhouettes/).")
 @click.option("--3dpw", "pw3d_path", default=None, type=click.Path(), help="3DPW sequence .pkl file or folder of them.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--shards", default="auto", show_default=True, help="auto | all | val | comma list of shard indices.")
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--max-samples", default=0, show_default=True, help="Evaluate an evenly spaced subset (0 = all).")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@click.option("--max-samples", type=click.IntRange(0), default=0, show_default=True,
+              help="Evaluate an evenly spaced subset (0 = all).")
 @click.option("--no-silhouette", is_flag=True, help="Skip rendering (no IoU).")
 @click.option("--body-model", default=None, type=click.Path(dir_okay=False), help="SMPL file (default: the checkpoint's).")
+@click.option("--pve-t-sc", "pve_t_sc", type=click.Choice(["auto", "gendered", "neutral"]), default="auto",
+              show_default=True, help="PVE-T-SC ground truth: the subject's gender model (SSP-3D's protocol) or the "
+              "neutral model; auto = gendered when gender models exist. The report names the one used.")
+@click.option("--male-model", default=None, type=click.Path(dir_okay=False), help="Male SMPL file (gendered PVE-T-SC with --body-model).")
+@click.option("--female-model", default=None, type=click.Path(dir_okay=False), help="Female SMPL file (gendered PVE-T-SC with --body-model).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--no-verify", is_flag=True)
 @click.option("--debug", is_flag=True)
 @clean_errors
 def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch_size, max_samples, no_silhouette,
-              body_model, device, no_verify, debug):
+              body_model, pve_t_sc, male_model, female_model, device, no_verify, debug):
     """Evaluate a checkpoint: JSON + Markdown + PNG plots, broken down by occlusion and viewpoint."""
     from lasor_shared.errors import LasorError
 
@@ -103,17 +124,19 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
     if sum(x is not None for x in (data_dir, ssp3d_dir, pw3d_path)) != 1:
         raise LasorError("give exactly one of --data, --ssp3d, --3dpw")
     checkpoint = resolve_checkpoint(checkpoint)
+    _check_device(device)
     if data_dir is not None:
         from lasor_trainer.evaluate import evaluate
 
         res = evaluate(checkpoint, data_dir, out_dir, shards, batch_size, max_samples, not no_silhouette, device,
-                       not no_verify, body_model)
+                       not no_verify, body_model, pve_t_sc, male_model, female_model)
     else:
         from lasor_trainer.benchmarks_loaders import evaluate_benchmark
 
         res = evaluate_benchmark(checkpoint, out_dir, ssp3d_dir=ssp3d_dir, pw3d_path=pw3d_path, batch_size=batch_size,
                                  max_samples=max_samples, with_silhouette=not no_silhouette, device=device,
-                                 body_model=body_model)
+                                 body_model=body_model, pve_t_sc=pve_t_sc, male_model=male_model,
+                                 female_model=female_model)
     a = res["table"]["all"]["all"]
     for p, s in a.items():
         click.echo(f"{p:>24}: n {s['n']}, MPJPE {s['mpjpe_mm']:.1f}, PA-MPJPE {s['pa_mpjpe_mm']:.1f}, "
@@ -122,7 +145,7 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
     click.echo(f"wrote {os.path.join(out_dir, 'report.md')}, metrics.json and plots")
 
 
-@click.command(context_settings=CTX)
+@click.command(cls=OneLineCommand, context_settings=CTX)
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help=CHECKPOINT_HELP)
 @click.option("--mask", "mask_path", required=True, type=click.Path(dir_okay=False), help="Binary person mask PNG.")
 @click.option("--keypoints", "kp_path", required=True, type=click.Path(dir_okay=False),
@@ -130,7 +153,7 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--focal", type=float, default=None, help="Focal length in pixels (default: 1.2 × the longer image side).")
 @click.option("--min-confidence", type=float, default=0.1, show_default=True, help="Keypoints below are treated as missing.")
-@click.option("--person", type=int, default=0, show_default=True, help="Which person of the JSON to use.")
+@click.option("--person", type=click.IntRange(0), default=0, show_default=True, help="Which person of the JSON to use.")
 @click.option("--debug", is_flag=True)
 @clean_errors
 def predict_main(checkpoint, mask_path, kp_path, out_dir, focal, min_confidence, person, debug):
@@ -143,7 +166,7 @@ def predict_main(checkpoint, mask_path, kp_path, out_dir, focal, min_confidence,
     click.echo(json.dumps({k: v for k, v in out.items() if k.endswith("_path")}, indent=1))
 
 
-@click.group(context_settings=CTX)
+@click.group(cls=OneLineGroup, context_settings=CTX)
 def main():
     """lasor trainer commands (also installed as lasor-train, lasor-eval, lasor-predict)."""
 

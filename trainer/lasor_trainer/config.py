@@ -129,6 +129,18 @@ _CHOICES = {
 }
 
 
+# physically sensible upper bounds: beyond them a run cannot fit in memory or cannot train
+_UPPER = {
+    "proxy.input_size": 1024, "proxy.heatmap_sigma": 64, "proxy.crop_scale": 10, "model.width": 512,
+    "model.ief_iters": 20, "model.hidden": 16384, "model.cam_scale0": 100, "model.dropout": 1,
+    "loss.silhouette_size": 1024, "optim.lr": 1.0, "optim.batch_size": 4096, "optim.steps": 10**9,
+    "optim.warmup_steps": 10**9, "optim.grad_clip": 1e6, "optim.weight_decay": 1.0, "data.num_workers": 256,
+    "data.val_shards": 10**6, "data.shuffle_group": 10**6, "data.shard_cache": 10**4, "train.threads": 1024,
+    "augment.crop_scale_jitter": 0.9, "augment.crop_shift": 1.0, "augment.kp_jitter_px": 256,
+    "augment.sil_morph_px": 64, "augment.box_size": 1.0,
+}
+
+
 def validate(cfg: Config) -> Config:
     for key, choices in _CHOICES.items():
         sec, name = key.split(".")
@@ -155,8 +167,8 @@ def validate(cfg: Config) -> Config:
                 raise LasorError(f"config field {sec}.{f.name}: a probability must be in [0, 1]")
     if not 0 <= cfg.data.val_fraction < 1:
         raise LasorError(f"config field data.val_fraction: must be in [0, 1), got {cfg.data.val_fraction}")
-    if len(cfg.model.layers) != 4 or any((not isinstance(n, int)) or n < 1 for n in cfg.model.layers):
-        raise LasorError(f"config field model.layers: expected 4 positive integers, got {cfg.model.layers!r}")
+    if len(cfg.model.layers) != 4 or any((not isinstance(n, int)) or not 1 <= n <= 64 for n in cfg.model.layers):
+        raise LasorError(f"config field model.layers: expected 4 integers in 1..64, got {cfg.model.layers!r}")
     for key in ("proxy.input_visibility", "loss.keypoints2d_visibility"):
         sec, name = key.split(".")
         codes = getattr(getattr(cfg, sec), name)
@@ -164,6 +176,12 @@ def validate(cfg: Config) -> Config:
             raise LasorError(f"config field {key}: expected visibility codes in 0..4, got {codes!r}")
     if cfg.proxy.crop_scale <= 0:
         raise LasorError("config field proxy.crop_scale: must be > 0")
+    for key, hi in _UPPER.items():
+        sec, name = key.split(".")
+        if getattr(getattr(cfg, sec), name) > hi:
+            raise LasorError(f"config field {key}: must be <= {hi:g}, got {getattr(getattr(cfg, sec), name)!r}")
+    if not 0 <= cfg.train.seed <= 2**63 - 1:
+        raise LasorError(f"config field train.seed: must be in [0, 2**63 - 1], got {cfg.train.seed!r}")
     return cfg
 
 
@@ -193,7 +211,13 @@ def config_from_dict(data: dict | None, overrides: dict | None = None) -> Config
 def load_config(path: str | None = None, overrides: dict | None = None) -> Config:
     data = {}
     if path:
-        data = load_yaml(path) or {}
+        data = load_yaml(path)
+        if data is None:
+            raise LasorError(f"config {path}: empty (omit --config for the defaults)")
         if not isinstance(data, dict):
             raise LasorError(f"config {path}: expected a mapping at the top level")
+        try:
+            config_from_dict(data)  # the file alone: its errors name the file
+        except LasorError as e:
+            raise LasorError(f"config {path}: {e}") from None
     return config_from_dict(data, overrides)

@@ -144,17 +144,24 @@ def open_dataset(root: str, verify: bool = True, expected_sha=None) -> DatasetIn
     for p, (name, n, _) in zip(paths, records):
         if not os.path.isfile(p):
             raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
-        with h5py.File(p, "r") as f:
-            counts.append(int(f["mask"].shape[0]))
-            a = dict(f.attrs)
-            s = a.get("body_model_sha256")
-            s = s.decode() if isinstance(s, bytes) else s
-            if sha is None:
-                sha = s
-            elif s is not None and s != sha:
-                raise LasorError(f"{p}: body model sha256 differs from the other shards")
-            mid = mid or a.get("body_model_id")
-            size = tuple(f["mask"].shape[1:3])
+        try:
+            with h5py.File(p, "r") as f:
+                missing = [k for k in REQUIRED_FIELDS if k not in f]
+                if missing:
+                    raise LasorError(f"{p}: missing field(s) {', '.join(missing)}; run lasor-datagen verify")
+                counts.append(int(f["mask"].shape[0]))
+                a = dict(f.attrs)
+                size = tuple(f["mask"].shape[1:3])
+        except (OSError, RuntimeError, KeyError, ValueError) as e:  # h5py's errors for a damaged file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LasorError(f"{p}: not a readable HDF5 shard ({first[:200]}); run lasor-datagen verify") from None
+        s = a.get("body_model_sha256")
+        s = s.decode() if isinstance(s, bytes) else s
+        if sha is None:
+            sha = s
+        elif s is not None and s != sha:
+            raise LasorError(f"{p}: body model sha256 differs from the other shards")
+        mid = mid or a.get("body_model_id")
     sha = sha or _find_key(manifest.get("body_model", manifest), ("sha256", "body_model_sha256"))
     mid = mid or _find_key(manifest.get("body_model", manifest), ("id", "model_id", "body_model_id"))
     if isinstance(mid, bytes):
@@ -241,9 +248,14 @@ class ShardDataset(torch.utils.data.Dataset):
 
     def raw(self, gidx: int) -> dict:
         s, i = self.locate(gidx)
-        small = self._small(s)
-        out = {k: v[i] for k, v in small.items()}
-        out["mask"] = self._file(s)["mask"][i]
+        try:
+            small = self._small(s)
+            out = {k: v[i] for k, v in small.items()}
+            out["mask"] = self._file(s)["mask"][i]
+        except (OSError, RuntimeError, KeyError, ValueError, IndexError) as e:  # a damaged shard (--no-verify)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LasorError(f"{self.info.shards[s]}: unreadable sample {i} ({first[:200]}); "
+                             "run lasor-datagen verify") from None
         out["shard"], out["local"] = s, i
         return out
 
@@ -322,7 +334,24 @@ def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: 
         "elevation": np.float32(raw["elevation"]),
         "index": np.int64(index),
         "crop_scale": np.float32(A[0, 0]),
+        **({} if rng is not None else eval_silhouette(amodal, raw["cam_K"])),
     }
+
+
+EVAL_IOU_SIZE = 256     # silhouette IoU resolution, the same for every model
+EVAL_IOU_SCALE = 1.2    # crop side = this × the longer side of the full-body mask's bounding box
+
+
+def eval_silhouette(amodal: np.ndarray, cam_K: np.ndarray) -> dict:
+    """Evaluation-only fields: the full-body mask in a fixed EVAL_IOU_SIZE² crop around its own
+    bounding box (independent of the model's input crop and silhouette size) and that crop's K."""
+    if amodal.any():
+        x0, y0, side = proxy.crop_box(amodal, None, None, EVAL_IOU_SCALE)
+    else:
+        x0, y0, side = 0, 0, max(amodal.shape)
+    A = proxy.crop_affine(x0, y0, side, EVAL_IOU_SIZE)
+    return {"sil_eval": (proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, EVAL_IOU_SIZE) >= 0.5),
+            "K_eval": (A @ cam_K.astype(np.float64)).astype(np.float32)}
 
 
 class ShardBatchSampler(torch.utils.data.Sampler):

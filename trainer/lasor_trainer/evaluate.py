@@ -1,9 +1,12 @@
 """`lasor-eval`: metrics of a checkpoint on held-out data, with breakdowns, baselines and plots.
 
 Per sample: MPJPE, PA-MPJPE, PVE (root-aligned, camera frame, 24 SMPL joints / all vertices),
-PVE-T-SC (T-pose shape), silhouette IoU counts (the predicted body rendered with the crop camera
-vs the amodal mask; pooled and per-image mean are both reported) and 2D keypoint error (original
-image pixels; over visible keypoints, and over all keypoints inside the image).
+PVE-T-SC (T-pose shape; the ground-truth T-pose protocol is named in the report, see
+`PVE_T_SC_PROTOCOLS`), silhouette IoU counts (the predicted body rendered vs the full-body mask in a
+fixed 256² crop around that mask — `data.eval_silhouette` — so numbers do not depend on the model's
+input or silhouette size; pooled and per-image mean are both reported, images where both masks are
+empty have no IoU and are left out) and 2D keypoint error (original image pixels; over visible
+keypoints, and over all keypoints inside the image).
 
 The same numbers are computed for two reference predictors, by the same code:
 - `mean_body`: the regressor's starting point (zero body pose, mean shape, upright and facing the
@@ -26,31 +29,16 @@ import torch
 
 from lasor_shared.errors import LasorError
 from lasor_trainer import metrics as M
-from lasor_trainer.config import Config, config_from_dict
+from lasor_trainer.checkpoint import load_model as load_checkpoint
+from lasor_trainer.config import Config
 from lasor_trainer.data import ShardDataset, collate, open_dataset
-from lasor_trainer.losses import Bodies, make_renderer, project_points, render_silhouettes
-from lasor_trainer.model import FACING_CAMERA, Regressor, cam_to_translation
+from lasor_trainer.losses import Bodies, project_points, render_silhouettes
+from lasor_trainer.model import FACING_CAMERA, cam_to_translation
 
 OCCLUDER_NAMES = ("none", "person", "object", "both")
 OCC_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0001)
 AZ_BINS = 8
 METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm", "kp2d_vis_px", "kp2d_all_px")
-
-
-def load_checkpoint(path: str, device="cpu"):
-    if not os.path.isfile(path):
-        raise LasorError(f"checkpoint {path}: no such file")
-    try:
-        ck = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:
-        raise LasorError(f"checkpoint {path}: unreadable ({e})") from None
-    if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
-        raise LasorError(f"checkpoint {path}: not a lasor-train checkpoint")
-    cfg = config_from_dict(ck["config"])
-    model = Regressor(cfg.model).to(device)
-    model.load_state_dict(ck["model"])
-    model.eval()
-    return model, cfg, ck
 
 
 @torch.no_grad()
@@ -85,7 +73,7 @@ def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred,
     out["kp2d_vis_px"] = M.keypoint_error_2d(uv / scale, gt2 / scale, vis == 4)
     out["kp2d_all_px"] = M.keypoint_error_2d(uv / scale, gt2 / scale, vis >= 1)
     if sil is not None:
-        counts = M.silhouette_counts(sil.cpu().numpy(), batch["sil_amodal"].cpu().numpy())
+        counts = M.silhouette_counts(sil.cpu().numpy(), batch["sil_eval"].cpu().numpy())
         out["sil_counts"] = counts
         out["sil_iou"] = M.per_image_iou(counts)
     return out
@@ -101,11 +89,48 @@ def subset_loader(ds, max_samples: int, batch_size: int):
                                             shuffle=False, collate_fn=collate, generator=torch.Generator())
 
 
+PVE_T_SC_PROTOCOLS = {
+    "gendered": "ground-truth T-pose built with the subject's gender model (SSP-3D's own evaluation code)",
+    "neutral": "ground-truth T-pose built with the neutral model from the true betas",
+}
+
+
+def tpose_protocol(bodies: Bodies, protocol: str = "auto", male: str | None = None, female: str | None = None):
+    """(protocol name, {gender code: body model for the ground-truth T-pose}) for PVE-T-SC.
+
+    'auto' is 'gendered' when gender models exist (the embedded family, or --male-model and
+    --female-model with a real SMPL --body-model), else 'neutral'."""
+    from lasor_shared.body_model import load_body_model
+
+    if protocol not in ("auto", *PVE_T_SC_PROTOCOLS):
+        raise LasorError(f"--pve-t-sc: expected auto, {', '.join(PVE_T_SC_PROTOCOLS)}, got {protocol!r}")
+    have_gendered = bodies.path is None or (male is not None and female is not None)
+    if protocol == "auto":
+        protocol = "gendered" if have_gendered else "neutral"
+    if protocol == "neutral":
+        return protocol, {0: bodies.pred, 1: bodies.pred, 2: bodies.pred}
+    if not have_gendered:
+        raise LasorError("--pve-t-sc gendered with a real SMPL --body-model needs --male-model and --female-model")
+    if bodies.path is None:
+        return protocol, {g: bodies.model_for(g) for g in (0, 1, 2)}
+    return protocol, {0: bodies.pred, 1: load_body_model(male, "male", device=bodies.device),
+                      2: load_body_model(female, "female", device=bodies.device)}
+
+
 @torch.no_grad()
-def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silhouette=True, baselines=True):
-    """Per-sample metrics for the model (and the baselines) over a loader → dict of arrays."""
+def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silhouette=True, baselines=True,
+                   tpose_models: dict | None = None):
+    """Per-sample metrics for the model (and the baselines) over a loader → dict of arrays.
+    tpose_models: {gender code: model} for the ground-truth T-pose (default: `tpose_protocol` auto)."""
+    from lasor_trainer.data import EVAL_IOU_SIZE
+    from lasor_trainer.neural_renderer import Renderer
+
     model.eval()
-    renderer = make_renderer(cfg.loss, cfg.proxy.input_size, cfg.train.renderer_backend) if with_silhouette else None
+    if tpose_models is None:
+        tpose_models = tpose_protocol(bodies)[1]
+    renderer = Renderer(image_size=EVAL_IOU_SIZE, anti_aliasing=False, fill_back=False, camera_mode="projection",
+                        orig_size=EVAL_IOU_SIZE, near=0.05, far=1000.0,
+                        backend=cfg.train.renderer_backend) if with_silhouette else None
     S = cfg.proxy.input_size
     rows = {"model": [], "mean_body": [], "mean_body_oracle_orient": []}
     meta = []
@@ -113,12 +138,12 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
         batch = {k: v.to(device) for k, v in batch.items()}
         B = batch["input"].shape[0]
         tgt = bodies.targets(batch)
-        tpose_gt = np.concatenate([M.tpose_vertices(bodies.model_for(int(g)), batch["betas"][i:i + 1].cpu())
+        tpose_gt = np.concatenate([M.tpose_vertices(tpose_models.get(int(g), bodies.pred), batch["betas"][i:i + 1].cpu())
                                    for i, g in enumerate(batch["gender"].tolist())])
         pred = model(batch["input"])
         j, v, c, _ = bodies.predict(pred["rotmats"], pred["betas"])
         T = cam_to_translation(pred["cam"], batch["K"], S)
-        sil = render_silhouettes(renderer, v, T, batch["K"], bodies.faces) if renderer else None
+        sil = render_silhouettes(renderer, v, T, batch["K_eval"], bodies.faces) if renderer else None
         tpose_pred = M.tpose_vertices(bodies.pred, pred["betas"].cpu())
         rows["model"].append(_sample_metrics(j, v, c, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt, pred["betas"]))
         if baselines:
@@ -128,7 +153,7 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
                 rot = eye.clone()
                 rot[:, 0] = FACING_CAMERA.to(device) if name == "mean_body" else tgt["rotmats"][:, 0]
                 bj, bv, bc, _ = bodies.predict(rot, torch.zeros(B, 10, device=device))
-                bsil = render_silhouettes(renderer, bv, tgt["root"], batch["K"], bodies.faces) if renderer else None
+                bsil = render_silhouettes(renderer, bv, tgt["root"], batch["K_eval"], bodies.faces) if renderer else None
                 rows[name].append(_sample_metrics(bj, bv, bc, tgt["root"], bsil, tgt, batch, bodies,
                                                   tpose_mean, tpose_gt, torch.zeros(B, 10)))
         meta.append({k: batch[k].cpu().numpy() for k in ("occluder_type", "visible_fraction", "azimuth", "index")})
@@ -148,7 +173,7 @@ def _summary(rows: dict, sel: np.ndarray) -> dict:
         s[k] = float(x.mean()) if len(x) else None
     if "sil_counts" in rows:
         iou = M.silhouette_iou(rows["sil_counts"][sel]) if sel.any() else {"iou_pooled": None, "iou_mean": None}
-        s.update({"sil_iou_pooled": iou["iou_pooled"], "sil_iou_mean": iou["iou_mean"]})
+        s.update({f"sil_{k}": v if v is not None and np.isfinite(v) else None for k, v in iou.items()})
     return s
 
 
@@ -200,7 +225,8 @@ def markdown_report(table: dict, title: str, info: dict) -> str:
                      f"{_fmt(s['kp2d_vis_px'])} | {_fmt(s['kp2d_all_px'])} |")
     lines += ["", "Distances in mm (3D; root-aligned, 24 SMPL joints, camera frame) and original-image pixels (2D). "
               "IoU pooled = ΣTP/Σ(TP+FP+FN) over all pixels of the set; IoU mean = mean of per-image IoUs "
-              "(predicted full body vs the amodal mask, in the crop).", ""]
+              "(predicted full body vs the full-body mask, in a 256² crop around that mask; images where both "
+              "are empty have no IoU and are left out). PVE-T-SC protocol: see pve_t_sc_protocol above.", ""]
     for g, title_g in (("occluder_type", "By occluder type"), ("occluded_fraction", "By occluded fraction"),
                        ("azimuth", "By camera azimuth (0° = front)")):
         lines += [f"## {title_g}", "", "| bin | n | MPJPE | PA-MPJPE | PVE | PVE-T-SC | IoU pooled | baseline MPJPE | baseline PVE |",
@@ -268,9 +294,11 @@ def write_reports(res: dict, out_dir: str, title: str, info: dict) -> dict:
 
 def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto", batch_size: int = 32,
              max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu", verify: bool = True,
-             body_model: str | None = None) -> dict:
+             body_model: str | None = None, pve_t_sc: str = "auto", male_model: str | None = None,
+             female_model: str | None = None) -> dict:
     """Evaluate a checkpoint on a dataset directory. shards: 'auto' (the checkpoint's held-out shards
-    when data_dir is its training set, else all), 'all', 'val', or a comma list of shard indices."""
+    when data_dir is its training set, else all), 'all', 'val', or a comma list of shard indices.
+    pve_t_sc: the PVE-T-SC ground-truth protocol (see `tpose_protocol`)."""
     dev = torch.device(device)
     model, cfg, ck = load_checkpoint(checkpoint, dev)
     bm = body_model if body_model is not None else ck.get("body_model", {}).get("path")
@@ -278,6 +306,7 @@ def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto",
     if ck.get("body_model", {}).get("sha256") not in (None, bodies.pred.sha256):
         raise LasorError(f"checkpoint {checkpoint} was trained with body model {ck['body_model'].get('id')}, "
                          "not the one given; pass the same --body-model")
+    protocol, tpose_models = tpose_protocol(bodies, pve_t_sc, male_model, female_model)
     info = open_dataset(data_dir, verify=verify, expected_sha=bodies.expected_sha)
     n = len(info.shards)
     same = os.path.abspath(data_dir) == ck.get("data", {}).get("root")
@@ -298,9 +327,10 @@ def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto",
         print("warning: evaluating on shards the checkpoint was trained on")
     ds = ShardDataset(info, ids, cfg, train=False)
     idx, loader = subset_loader(ds, max_samples, batch_size)
-    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette)
+    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette, tpose_models=tpose_models)
     meta = {"checkpoint": os.path.abspath(checkpoint), "step": ck.get("step"), "data": os.path.abspath(data_dir),
             "shards": ids, "samples": int(len(idx)), "body_model": bodies.pred.model_id,
+            "pve_t_sc_protocol": f"{protocol}: {PVE_T_SC_PROTOCOLS[protocol]}",
             "input_size": cfg.proxy.input_size, "silhouette_target_in_training": cfg.loss.silhouette_target}
     table = write_reports(res, out_dir, "lasor-eval report", meta)
     return {"table": table, "info": meta}

@@ -8,7 +8,8 @@ All distances in the input's units (metres in lasor; reports multiply by 1000 fo
 - `pve_t_sc`: SSP-3D's shape metric: both meshes in the neutral T-pose, each centred at zero mean
   and scaled to unit RMS, the prediction then rescaled to the ground truth's RMS; mean vertex distance.
 - `silhouette_iou`: pooled IoU TP/(TP+FP+FN) over all pixels of the set (STRAPS' tracker) and the
-  mean of per-image IoUs; both are returned and named.
+  mean of per-image IoUs; both are returned and named. An image where both silhouettes are empty
+  has no IoU: it is left out of the mean (not counted as 0).
 - `keypoint_error_2d`: mean pixel distance over the keypoints selected by a mask.
 """
 
@@ -95,13 +96,18 @@ def silhouette_iou(counts: np.ndarray) -> dict:
     if len(counts) == 0:
         return {"iou_pooled": float("nan"), "iou_mean": float("nan")}
     tp, fp, fn = counts.sum(0)
-    per = counts[:, 0] / np.maximum(counts.sum(1), 1)
-    return {"iou_pooled": float(tp / max(tp + fp + fn, 1)), "iou_mean": float(per.mean())}
+    per = per_image_iou(counts)
+    per = per[np.isfinite(per)]
+    return {"iou_pooled": float(tp / (tp + fp + fn)) if tp + fp + fn > 0 else float("nan"),
+            "iou_mean": float(per.mean()) if len(per) else float("nan")}
 
 
 def per_image_iou(counts: np.ndarray) -> np.ndarray:
+    """(B,) IoU per image; NaN where both silhouettes are empty (no IoU defined)."""
     counts = np.asarray(counts, dtype=np.float64).reshape(-1, 3)
-    return counts[:, 0] / np.maximum(counts.sum(1), 1)
+    union = counts.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, counts[:, 0] / np.maximum(union, 1), np.nan)
 
 
 def keypoint_error_2d(pred: np.ndarray, gt: np.ndarray, use: np.ndarray) -> np.ndarray:

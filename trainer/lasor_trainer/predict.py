@@ -13,6 +13,7 @@ Outputs in --out: `smpl_params.json` (camera-frame global orientation, body pose
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -23,7 +24,7 @@ from lasor_shared.camera import intrinsics
 from lasor_shared.errors import LasorError
 from lasor_shared.rotations import matrix_to_axis_angle
 from lasor_trainer.data import make_input
-from lasor_trainer.evaluate import load_checkpoint
+from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.losses import Bodies
 from lasor_trainer.model import cam_to_translation
 
@@ -31,12 +32,20 @@ BODY25_TO_COCO17 = (0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11)
 COCO18_TO_COCO17 = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
 
 
+MAX_IMAGE_SIDE = 8192      # pixels; larger masks are refused before decoding
+MAX_COORD = 1e5            # |keypoint coordinate| in pixels
+
+
 def read_mask(path: str) -> np.ndarray:
     try:
         img = Image.open(path)
+        if max(img.size) > MAX_IMAGE_SIDE or min(img.size) < 1:
+            raise LasorError(f"--mask {path}: image is {img.size[0]}×{img.size[1]}, expected 1..{MAX_IMAGE_SIDE} px a side")
         img.load()
-    except (OSError, ValueError) as e:
-        raise LasorError(f"--mask {path}: not a readable image ({e})") from None
+    except LasorError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise LasorError(f"--mask {path}: not a readable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     a = np.asarray(img.convert("L"))
     mask = a > (127 if a.max() > 1 else 0)
     if not mask.any():
@@ -44,24 +53,51 @@ def read_mask(path: str) -> np.ndarray:
     return mask
 
 
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _triples(path: str, field: str, values, n_joints: int) -> np.ndarray:
+    """(n_joints, 3) float array of a flat [x, y, score] × n list of finite numbers; LasorError otherwise."""
+    if not isinstance(values, list) or len(values) != 3 * n_joints:
+        size = len(values) if isinstance(values, list) else type(values).__name__
+        raise LasorError(f"--keypoints {path}: {field} must be a flat list of {3 * n_joints} numbers, got {size}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise LasorError(f"--keypoints {path}: {field} must hold numbers only")
+    arr = np.asarray(values, dtype=np.float64).reshape(n_joints, 3)
+    if not np.all(np.isfinite(arr)) or np.abs(arr[:, :2]).max() > MAX_COORD:
+        raise LasorError(f"--keypoints {path}: {field} must hold finite coordinates within ±{MAX_COORD:g} px")
+    if arr[:, 2].min() < 0:
+        raise LasorError(f"--keypoints {path}: {field} has a negative score/visibility")
+    return arr
+
+
 def read_keypoints(path: str, person: int = 0, min_confidence: float = 0.1):
     """(17,2) COCO-17 pixel coordinates and (17,) bool present, from COCO or OpenPose JSON."""
+    if person < 0:
+        raise LasorError(f"--person {person}: must be >= 0")
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise LasorError(f"--keypoints {path}: unreadable JSON ({e})") from None
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f, parse_constant=_refuse_constant)
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise LasorError(f"--keypoints {path}: unreadable JSON ({str(e).splitlines()[0][:200]})") from None
     if isinstance(data, dict) and "people" in data:
         people = data["people"]
-        if not people or person >= len(people):
+        if not isinstance(people, list):
+            raise LasorError(f"--keypoints {path}: 'people' must be a list, got {type(people).__name__}")
+        if person >= len(people):
             raise LasorError(f"--keypoints {path}: no person {person} in 'people' ({len(people)} found)")
-        flat = np.asarray(people[person].get("pose_keypoints_2d", []), dtype=np.float64)
-        if flat.size == 75:
-            arr = flat.reshape(25, 3)[list(BODY25_TO_COCO17)]
-        elif flat.size == 54:
-            arr = flat.reshape(18, 3)[list(COCO18_TO_COCO17)]
+        if not isinstance(people[person], dict):
+            raise LasorError(f"--keypoints {path}: people[{person}] must be an object with pose_keypoints_2d")
+        flat = people[person].get("pose_keypoints_2d", [])
+        n = len(flat) if isinstance(flat, list) else 0
+        if n == 75:
+            arr = _triples(path, "pose_keypoints_2d", flat, 25)[list(BODY25_TO_COCO17)]
+        elif n == 54:
+            arr = _triples(path, "pose_keypoints_2d", flat, 18)[list(COCO18_TO_COCO17)]
         else:
-            raise LasorError(f"--keypoints {path}: pose_keypoints_2d has {flat.size} values, expected 75 (BODY_25) or 54 (COCO-18)")
+            raise LasorError(f"--keypoints {path}: pose_keypoints_2d has {n if isinstance(flat, list) else 'no list of'} "
+                             "values, expected 75 (BODY_25) or 54 (COCO-18)")
         present = (arr[:, 2] >= min_confidence) & (arr[:, 2] > 0)
         return arr[:, :2].astype(np.float32), present
     anns = data
@@ -69,12 +105,11 @@ def read_keypoints(path: str, person: int = 0, min_confidence: float = 0.1):
         anns = data["annotations"]
     if isinstance(anns, dict):
         anns = [anns]
-    if not isinstance(anns, list) or not anns or person >= len(anns) or "keypoints" not in anns[person]:
-        raise LasorError(f"--keypoints {path}: expected COCO 'keypoints' (17×[x,y,v]) or OpenPose 'people'")
-    flat = np.asarray(anns[person]["keypoints"], dtype=np.float64)
-    if flat.size != 51:
-        raise LasorError(f"--keypoints {path}: 'keypoints' has {flat.size} values, expected 51 (17×[x,y,v])")
-    arr = flat.reshape(17, 3)
+    if (not isinstance(anns, list) or person >= len(anns) or not isinstance(anns[person], dict)
+            or "keypoints" not in anns[person]):
+        raise LasorError(f"--keypoints {path}: expected COCO 'keypoints' (17×[x,y,v]) or OpenPose 'people'"
+                         + (f" for person {person}" if isinstance(anns, list) and anns else ""))
+    arr = _triples(path, "'keypoints'", anns[person]["keypoints"], 17)
     v = arr[:, 2]
     if np.all(np.isin(v, (0, 1, 2))):
         present = v == 2  # COCO flags: 2 visible, 1 labelled but hidden, 0 absent
@@ -95,12 +130,18 @@ def write_obj(path: str, vertices: np.ndarray, faces: np.ndarray):
 @torch.no_grad()
 def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: float | None = None,
             min_confidence: float = 0.1, person: int = 0, device: str = "cpu") -> dict:
-    dev = torch.device(device)
-    model, cfg, ck = load_checkpoint(checkpoint, dev)
+    if not (math.isfinite(min_confidence) and 0 <= min_confidence <= 1):
+        raise LasorError(f"--min-confidence {min_confidence}: must be a number in [0, 1]")
+    if focal is not None and not (math.isfinite(focal) and focal > 0):
+        raise LasorError(f"--focal {focal}: must be a finite number of pixels > 0")
     mask = read_mask(mask_path)
     kp, present = read_keypoints(kp_path, person, min_confidence)
     H, W = mask.shape
-    f = float(focal) if focal else 1.2 * max(H, W)
+    f = float(focal) if focal is not None else 1.2 * max(H, W)
+    if not 0.05 * max(H, W) <= f <= 100 * max(H, W):
+        raise LasorError(f"--focal {f:g}: expected between 0.05 and 100 × the longer image side ({max(H, W)} px)")
+    dev = torch.device(device)
+    model, cfg, ck = load_checkpoint(checkpoint, dev)
     K = intrinsics(f, W, H)
     x, (x0, y0, side), A, _ = make_input(mask, kp.astype(np.float64), present, cfg)
     Kc = torch.tensor(A @ K, dtype=torch.float32)[None]
@@ -112,6 +153,11 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
     aa = matrix_to_axis_angle(pred["rotmats"][0]).cpu().numpy()  # (24,3)
     # smplx puts the pelvis at J0(betas) + transl (rotations are about the pelvis): transl = T − J0
     transl = (T[0] - pelvis_rest[0]).cpu().numpy()
+    outputs = [aa, pred["betas"], pred["cam"], T, joints, verts_cam]
+    if not all(np.all(np.isfinite(o.cpu().numpy() if torch.is_tensor(o) else o)) for o in outputs):
+        raise LasorError("the prediction is not finite (nothing written): check the mask and keypoints")
+    if float(T[0, 2]) <= 0:
+        raise LasorError("the predicted body lies behind the camera (nothing written): check --focal and the inputs")
     os.makedirs(out_dir, exist_ok=True)
     params = {
         "global_orient": aa[0].tolist(), "body_pose": aa[1:].reshape(-1).tolist(),

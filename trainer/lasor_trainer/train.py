@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from lasor_shared.errors import LasorError
+from lasor_trainer import checkpoint as checkpoint_io
 from lasor_trainer.config import Config
 from lasor_trainer.data import ShardBatchSampler, ShardDataset, collate, open_dataset, split_shards, worker_init
 from lasor_trainer.losses import Bodies, compute_losses, make_renderer
@@ -57,12 +58,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise LasorError("config field train.device: 'cuda' requested but no CUDA device is available")
     return torch.device(name)
-
-
-def atomic_save(obj, path: str):
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def lr_lambda(cfg: Config):
@@ -127,7 +122,6 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         device = torch.device("cuda", local)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    os.makedirs(out_dir, exist_ok=True)
     latest = os.path.join(out_dir, "latest.pt")
     if not resume and os.path.exists(latest) and rank == 0:
         raise LasorError(f"{out_dir} already holds a run (latest.pt): pass --resume to continue it or use a new --out")
@@ -135,6 +129,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         raise LasorError(f"--resume: no checkpoint {latest}")
 
     bodies, info, train_ids, val_ids = build(cfg, data_dir, device, verify)
+    os.makedirs(out_dir, exist_ok=True)  # only once the inputs are known to be good
     seed = cfg.train.seed
     torch.manual_seed(seed)
     random.seed(seed)
@@ -146,19 +141,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, best = 0, float("inf")
     if resume:
-        ck = torch.load(latest, map_location=device, weights_only=False)
-        if ck.get("config", {}).get("model") != cfg.to_dict()["model"]:
-            raise LasorError("--resume: the checkpoint's model config differs from this config")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
-        step, best = ck["step"], ck["best_val_pve"]
-        torch.set_rng_state(ck["rng"]["torch"])
-        np.random.set_state(ck["rng"]["numpy"])
-        random.setstate(ck["rng"]["python"])
-        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
+        step, best = checkpoint_io.resume(latest, cfg, model, opt, sched, scaler, device)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
@@ -208,12 +191,11 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
     def checkpoint(path, val_pve=None):
         if rank != 0:
             return
-        atomic_save({
+        checkpoint_io.save({
             "version": CKPT_VERSION, "step": step, "best_val_pve": best, "val_pve": val_pve,
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "scaler": scaler.state_dict(), "config": cfg.to_dict(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "rng": checkpoint_io.rng_state(device),
             "body_model": {"id": bodies.pred.model_id, "sha256": bodies.pred.sha256, "path": cfg.train.body_model},
             "data": {"root": os.path.abspath(data_dir), "train_shards": train_ids, "val_shards": val_ids},
         }, path)
