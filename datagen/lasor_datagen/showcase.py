@@ -99,10 +99,7 @@ def render_posed(renderer, vertices, faces, size, views=((0.6, 0.25), (np.pi / 2
     import pyrender
     import trimesh
 
-    lo, hi = vertices.min(0), vertices.max(0)
-    centre = (lo + hi) / 2
-    K = intrinsics(size * 1.6, size, size)
-    dist = 1.8 * max(float(np.linalg.norm(hi - lo)), 1.0)
+    centre = (vertices.min(0) + vertices.max(0)) / 2
     images = []
     for az, el in views:
         scene = pyrender.Scene(bg_color=(1.0, 1.0, 1.0, 1.0), ambient_light=(0.35, 0.35, 0.35))
@@ -112,7 +109,7 @@ def render_posed(renderer, vertices, faces, size, views=((0.6, 0.25), (np.pi / 2
                                                    roughnessFactor=1.0, doubleSided=True)
         scene.add(pyrender.Mesh.from_trimesh(trimesh.Trimesh(vertices, faces, process=False), material=body))
         scene.add(pyrender.Mesh.from_trimesh(_floor_mesh(centre), material=floor, smooth=False))
-        R, t = orbit_camera(az, el, 0.0, dist, target=centre)
+        K, R, t = _camera_for(vertices, size, az, el)
         pose = opengl_camera_pose(R, t)
         scene.add(pyrender.IntrinsicsCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], znear=0.05, zfar=50.0), pose=pose)
         scene.add(pyrender.DirectionalLight(intensity=3.0), pose=pose)
@@ -160,3 +157,64 @@ def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, gro
     finally:
         renderer.delete()
     return paths
+
+
+def _camera_for(vertices, size, az, el):
+    lo, hi = vertices.min(0), vertices.max(0)
+    centre = (lo + hi) / 2
+    K = intrinsics(size * 1.6, size, size)
+    R, t = orbit_camera(az, el, 0.0, 1.8 * max(float(np.linalg.norm(hi - lo)), 1.0), target=centre)
+    return K, R, t
+
+
+def mocap_sheet(model, bvh, joint_map, frames, poses, fit, out_png: str, size: int = 256, n: int = 6):
+    """Side by side for n frames: the BVH skeleton (its own FK, aligned by `fit`) and the retargeted SMPL body."""
+    import pyrender
+
+    from lasor_datagen.bvh import POSITION_JOINTS, forward_kinematics
+    from lasor_shared.keypoints import SMPL24_NAMES
+    from lasor_datagen.samplers import ground_transl
+    from lasor_shared.camera import project
+
+    pick = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
+    _, Pb = forward_kinematics(bvh, frames[pick])
+    with torch.no_grad():
+        out = model.pose(torch.tensor(poses[pick], dtype=torch.float32), torch.zeros(len(pick), model.num_betas))
+    V, J = out.vertices.numpy().astype(np.float64), out.joints[:, :24].numpy().astype(np.float64)
+    s, R = fit["scale"], fit["rotation"]
+    names = [n for n in POSITION_JOINTS if n in joint_map["joints"]]
+    si = [SMPL24_NAMES.index(n) for n in names]
+    bi = [bvh.index(joint_map["joints"][n]) for n in names]
+    renderer = pyrender.OffscreenRenderer(size, size)
+    tiles = []
+    try:
+        for k in range(len(pick)):
+            sk = Pb[k] @ (s * R).T                      # centroids of the matched joints coincide
+            sk += J[k, si].mean(0) - sk[bi].mean(0)
+            shift = ground_transl(V[k])
+            v, sk = V[k] + shift, sk + shift
+            K, Rc, tc = _camera_for(v, size, 0.6, 0.2)
+            uv, _ = project(sk, K, Rc, tc)
+            left = Image.new("RGB", (size, size), "white")
+            right = Image.fromarray(render_posed(renderer, v, model.faces, size, views=((0.6, 0.2),)))
+            for img, width in ((left, 3), (right, 1)):           # the skeleton, and over the body
+                draw = ImageDraw.Draw(img)
+                for j, p in enumerate(bvh.parents):
+                    if p >= 0:
+                        draw.line([tuple(uv[p]), tuple(uv[j])], fill=(30, 60, 200), width=width)
+            for q in uv:
+                ImageDraw.Draw(left).ellipse([q[0] - 2, q[1] - 2, q[0] + 2, q[1] + 2], fill=(200, 30, 30))
+            tile = Image.new("RGB", (2 * size, size), "white")
+            tile.paste(left, (0, 0))
+            tile.paste(right, (size, 0))
+            ImageDraw.Draw(tile).text((4, 4), f"frame {int(frames[pick[k]])}: BVH | SMPL", fill=(0, 0, 0))
+            tiles.append(tile)
+    finally:
+        renderer.delete()
+    cols = 3
+    rows = (len(tiles) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * 2 * size, rows * size), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % cols) * 2 * size, (i // cols) * size))
+    sheet.save(out_png)
+    return sheet.size
