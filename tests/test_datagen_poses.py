@@ -7,25 +7,110 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from lasor_datagen.poses import (JOINT_LIMITS, LIBRARY_GROUPS, LIBRARY_NAMES, LIBRARY_POSES, PoseSampler,
-                                 add_joint_noise, load_pose_file, mirror_pose, sample_library_pose)
+                                 add_joint_noise, load_pose_file, mirror_pose, sample_library_pose,
+                                 slerp_pose)
 from lasor_datagen.recipe import PosesCfg, PoseSourceCfg
 from lasor_shared.errors import LasorError
 
 
-def test_library_covers_the_activities():
-    for needed in ("stand", "walk", "run", "sit", "crouch", "reach", "bend", "lie"):
-        assert any(needed in n for n in LIBRARY_NAMES), needed
-    assert set(LIBRARY_GROUPS) == {"upright", "seated", "ground"}
+GROUND_GROUPS = {"sitting_ground", "lying_back", "lying_side", "lying_front"}
+
+
+def test_library_counts_groups_and_activities():
+    assert len(LIBRARY_POSES) >= 150 and len(set(LIBRARY_NAMES)) == len(LIBRARY_NAMES)
+    groups = set(LIBRARY_GROUPS)
+    assert len(groups) >= 12
+    assert {"standing", "walking", "running", "sitting_chair", "sitting_ground", "crouching", "kneeling",
+            "lying_back", "lying_side", "lying_front", "bending", "reaching_carrying", "sports", "dancing",
+            "fighting", "phone_desk"} <= groups
+    assert min(LIBRARY_GROUPS.count(g) for g in groups) >= 4          # blending needs partners
+    for activity in ("throw", "kick", "bat", "ski", "cycle", "climb", "box", "phone", "desk", "carry", "pick_up"):
+        assert any(activity in n for n in LIBRARY_NAMES), activity
+
+
+def test_library_is_finite_and_inside_joint_limits():
+    lo, hi = JOINT_LIMITS
+    assert LIBRARY_POSES.shape == (len(LIBRARY_NAMES), 72) and np.all(np.isfinite(LIBRARY_POSES))
+    for name, p in zip(LIBRARY_NAMES, LIBRARY_POSES):
+        for q in (p, mirror_pose(p)):                     # the sampler mirrors: both sides must be inside
+            assert np.all(q[3:] >= lo[3:] - 1e-9) and np.all(q[3:] <= hi[3:] + 1e-9), name
+        assert np.all(np.abs(p) < np.pi)                  # a canonical axis-angle (no wrapped angles)
+
+
+def test_symmetric_poses_equal_their_mirror_and_asymmetric_do_not():
+    for name in ("stand", "squat_deep", "chair_upright", "kneel_upright", "lie_back_flat", "crawl_hands_knees"):
+        p = LIBRARY_POSES[LIBRARY_NAMES.index(name)]
+        assert np.allclose(mirror_pose(p), p, atol=1e-12), name
+    for name in ("walk_phase_045", "throw_windup", "kneel_one_knee", "phone_call_standing"):
+        p = LIBRARY_POSES[LIBRARY_NAMES.index(name)]
+        assert not np.allclose(mirror_pose(p), p, atol=1e-3), name
+
+
+def test_groups_look_like_their_activity():
+    """Bodies put on the ground by their lowest vertex: who sits, lies, kneels or stands (relative to the
+    standing pelvis height H, so it holds for any body model)."""
+    import torch
+
+    from lasor_shared.body_model import load_body_model
+
+    model = load_body_model()
+    with torch.no_grad():
+        out = model.pose(torch.tensor(LIBRARY_POSES, dtype=torch.float32), torch.zeros(len(LIBRARY_POSES), model.num_betas))
+    v, j = out.vertices.numpy(), out.joints[:, :24].numpy()
+    y = j[..., 1] - v[..., 1].min(1, keepdims=True)           # joint heights above the ground
+    H = y[LIBRARY_NAMES.index("stand"), 0]
+    for k, (name, group) in enumerate(zip(LIBRARY_NAMES, LIBRARY_GROUPS)):
+        pelvis, neck, knee = y[k, 0] / H, y[k, 12] / H, min(y[k, 4], y[k, 5]) / H
+        if group in ("standing", "walking", "running"):
+            assert pelvis > (0.75 if group == "running" else 0.85), name
+        elif group == "sitting_chair":
+            assert 0.4 < pelvis < 0.75 and knee > 0.35, name           # over a seat, thighs lifted
+        elif group == "sitting_ground":
+            assert pelvis < 0.35 and neck > 0.5, name                  # on the ground, torso up
+        elif group.startswith("lying_"):
+            assert pelvis < 0.4 and neck < 0.5, name                   # the whole trunk near the ground
+        elif group == "kneeling":
+            assert knee < 0.12, name                                   # a knee on the ground
+        elif group == "crawling":                                      # hands and knees (or toes) down
+            assert min(y[k, 20], y[k, 21]) / H < 0.25 and min(y[k, [4, 5, 7, 8]]) / H < 0.3, name
+        elif group == "crouching":
+            assert pelvis < 0.8, name
+
+
+def test_library_has_no_self_penetration():
+    contact = pytest.importorskip("lasor_datagen.contact")
+    from lasor_shared.body_model import load_body_model
+
+    model = load_body_model()
+    v = model.v_template.numpy().astype(np.float64)
+    parents = model.parents.numpy().astype(np.int64)
+    parents[0] = -1
+    check = contact.SelfContact(model.J_regressor.numpy() @ v, parents, v, model.lbs_weights.numpy().argmax(1))
+    bad = [n for n, p in zip(LIBRARY_NAMES, LIBRARY_POSES) if not check.ok(p)]
+    assert not bad
 
 
 def test_mirror_is_an_involution_and_swaps_sides():
     rng = np.random.default_rng(0)
     p = sample_library_pose(rng, True, 0.1)
     assert np.allclose(mirror_pose(mirror_pose(p)), p)
-    walk = LIBRARY_POSES[LIBRARY_NAMES.index("walk_a")]
+    walk = LIBRARY_POSES[LIBRARY_NAMES.index("walk_phase_045")]
     m = mirror_pose(walk).reshape(24, 3)
     w = walk.reshape(24, 3)
     assert np.allclose(m[2], w[1] * [1, -1, -1]) and np.allclose(m[1], w[2] * [1, -1, -1])
+
+
+def test_blends_stay_in_their_group_family():
+    """Every within-group blend keeps the group's root family (lying stays lying, upright stays upright)."""
+    for group in set(LIBRARY_GROUPS):
+        members = [p for p, g in zip(LIBRARY_POSES, LIBRARY_GROUPS) if g == group]
+        for a in members:
+            for b in members:
+                up = Rotation.from_rotvec(slerp_pose(a, b, 0.5)[:3]).apply([0, 1, 0])
+                if group.startswith("lying_"):
+                    assert abs(up[1]) < 0.2, group
+                elif group in ("standing", "walking", "running", "sitting_chair", "kneeling", "crouching"):
+                    assert up[1] > 0.95, group
 
 
 def test_noise_stays_within_joint_limits():
@@ -46,7 +131,7 @@ def _up_and_heading(orient):
 
 def test_amass_z_up_is_canonicalised(tmp_path):
     rng = np.random.default_rng(2)
-    upright = LIBRARY_POSES[[LIBRARY_NAMES.index(n) for n in ("stand", "walk_a", "run_a", "wave")]]
+    upright = LIBRARY_POSES[[LIBRARY_NAMES.index(n) for n in ("stand", "walk_phase_045", "run_phase_090", "stand_wave")]]
     to_z_up = Rotation.from_rotvec([np.pi / 2, 0, 0])          # y-up → z-up
     poses = np.zeros((40, 156))
     for i in range(40):
@@ -90,7 +175,7 @@ def test_3dpw_pickle_and_arrays(tmp_path):
 
 
 def test_sampler_mixes_sources(tmp_path):
-    np.save(tmp_path / "one.npy", np.tile(LIBRARY_POSES[LIBRARY_NAMES.index("kick")], (2, 1)))
+    np.save(tmp_path / "one.npy", np.tile(LIBRARY_POSES[LIBRARY_NAMES.index("kick_front")], (2, 1)))
     cfg = PosesCfg(sources=[PoseSourceCfg(), PoseSourceCfg(kind="array", path=str(tmp_path / "one.npy"), weight=3)],
                    mirror_prob=0.0, noise_deg=0.0)
     s = PoseSampler(cfg)

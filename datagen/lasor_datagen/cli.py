@@ -66,6 +66,128 @@ def build(out_path, gender, n_shapes, seed, cache_dir):
     build_from_anny(out_path, gender=gender, n_shapes=n_shapes, seed=seed, cache_dir=cache_dir, log=click.echo)
 
 
+# ---------------------------------------------------------------- poses
+
+@main.group("poses")
+def poses_group():
+    """The authored pose library and motion-capture import."""
+
+
+@poses_group.command("list")
+@clean_errors
+def poses_list():
+    """Print the library's groups and pose names."""
+    from lasor_datagen.poses import LIBRARY
+
+    groups = list(dict.fromkeys(g for _, g, _ in LIBRARY))
+    for g in groups:
+        names = [n for n, gg, _ in LIBRARY if gg == g]
+        click.echo(f"{g} ({len(names)}): {', '.join(names)}")
+    click.echo(f"{len(LIBRARY)} poses in {len(groups)} groups")
+
+
+@poses_group.command("sheet")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the PNGs.")
+@click.option("--group", "groups", multiple=True, help="Only these groups (repeatable); default: all.")
+@click.option("--size", default=192, show_default=True, help="View size in pixels (two views per pose).")
+@click.option("--body-model", "path", type=click.Path(dir_okay=False), default=None,
+              help="SMPL .npz/.pkl file; default: the embedded free model.")
+@clean_errors
+def poses_sheet(out_dir, groups, size, path):
+    """Render the pose library group by group (poses-GROUP.png), each pose on the floor from two sides."""
+    from lasor_datagen.gl import select_gl_platform
+    from lasor_datagen.showcase import pose_library_sheets
+    from lasor_shared.body_model import load_body_model
+
+    select_gl_platform()
+    paths = pose_library_sheets(load_body_model(path, batch_size=1), out_dir, size, groups=groups)
+    click.echo(f"wrote {len(paths)} sheet(s) to {out_dir}")
+
+
+@poses_group.command("import")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Pose set to write (.npz with `poses` (N,72); a recipe source of kind 'array').")
+@click.option("--joint-map", default=None, type=click.Path(dir_okay=False),
+              help="YAML joint map for non-CMU skeletons (up, forward, joints: {smpl_joint: bvh_joint}); "
+                   "default: CMU's 31-joint skeleton.")
+@click.option("--min-change-deg", default=5.0, show_default=True, type=click.FloatRange(0.0, 90.0),
+              help="Keep a frame when its mean joint-rotation change to the last kept frame reaches this.")
+@click.option("--skip-bad", is_flag=True, help="Warn about unreadable files and go on (default: stop).")
+@click.option("--sheet", "sheet_png", default=None, type=click.Path(dir_okay=False),
+              help="Also write a BVH-skeleton vs SMPL-body sheet of the first clip.")
+@click.option("--body-model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="SMPL .npz/.pkl file for rest joints, the error check and the sheet; default: embedded.")
+@clean_errors
+def poses_import(inputs, out_path, joint_map, min_change_deg, skip_bad, sheet_png, model_path):
+    """Retarget BVH motion capture (files or folders of .bvh) onto SMPL and write a pose set.
+
+    Prints, per clip, the frames kept and the joint error of the retargeted SMPL body against the
+    BVH's own joints after one scale + rotation alignment (the skeletons' proportions differ, so
+    a few centimetres remain).
+    """
+    import glob
+    import os
+
+    import numpy as np
+    import torch
+
+    from lasor_datagen.bvh import (Retargeter, import_bvh, read_bvh, read_joint_map, retarget_error,
+                                   write_pose_set)
+    from lasor_shared.body_model import load_body_model
+    from lasor_shared.errors import LasorError
+
+    files = []
+    for p in inputs:
+        if os.path.isdir(p):
+            found = sorted(glob.glob(os.path.join(p, "**", "*.bvh"), recursive=True))
+            if not found:
+                raise LasorError(f"{p}: no .bvh files in the folder")
+            files += found
+        elif os.path.isfile(p):
+            files.append(p)
+        else:
+            raise LasorError(f"{p}: no such file or folder")
+    jmap = read_joint_map(joint_map)
+    model = load_body_model(model_path)
+    rest = (model.J_regressor @ model.v_template).detach().numpy().astype(np.float64)
+
+    def smpl_joints(poses):
+        with torch.no_grad():
+            out = model.pose(torch.tensor(poses, dtype=torch.float32), torch.zeros(len(poses), model.num_betas))
+        return out.joints[:, :24].numpy().astype(np.float64)
+
+    all_poses, sources, frames, fps = [], [], [], []
+    for path in files:
+        try:
+            poses, keep, frame_time = import_bvh(path, jmap, rest, min_change_deg)
+            bvh = read_bvh(path) if sheet_png and not all_poses else None
+        except LasorError as e:
+            if not skip_bad:
+                raise
+            click.echo(f"warning: skipped {e}", err=True)
+            continue
+        err = retarget_error(read_bvh(path) if bvh is None else bvh, jmap, keep, smpl_joints(poses))
+        click.echo(f"{path}: kept {len(keep)} frames; joint error {err['mean_mm']:.1f} mm mean, "
+                   f"{err['p95_mm']:.1f} mm p95 (scale {err['scale']:.4f} m per unit)")
+        if bvh is not None:
+            from lasor_datagen.gl import select_gl_platform
+            from lasor_datagen.showcase import mocap_sheet
+
+            select_gl_platform()
+            w, h = mocap_sheet(model, bvh, jmap, keep, poses, err, sheet_png)
+            click.echo(f"wrote {sheet_png} ({w}x{h})")
+        all_poses.append(poses)
+        sources += [os.path.basename(path)] * len(poses)
+        frames.append(keep)
+        fps += [1.0 / frame_time] * len(poses)
+    if not all_poses:
+        raise LasorError("no clip could be imported")
+    poses = np.concatenate(all_poses)
+    write_pose_set(out_path, poses, sources, np.concatenate(frames), np.array(fps))
+    click.echo(f"wrote {out_path}: {len(poses)} poses from {len(all_poses)} clip(s)")
+
+
 # ---------------------------------------------------------------- datasets
 
 @main.command("generate")

@@ -5,8 +5,8 @@ canonicalised: their world "up" (found from the data: the axis the bodies' own u
 along on average, or given as `up_axis`) is rotated onto +y and the heading is removed, so the
 camera azimuth alone decides the viewpoint (azimuth 0 = in front of the body).
 
-The library is authored here from elementary joint rotations (see `_library`); poses of the same
-group (upright / seated / ground) are blended with per-joint slerp, then per-joint Gaussian noise
+The library is authored in `pose_library` (per-joint angles in degrees, by activity group); poses of
+the same group (standing, walking, sitting on a chair, lying on the back, …) are blended with per-joint slerp, then per-joint Gaussian noise
 is added and clipped to anatomical joint limits (`JOINT_LIMITS`, boxes on the axis-angle
 components: approximate for large combined rotations; the authored value itself is never clipped,
 only noise that would leave the box).
@@ -21,10 +21,9 @@ import pickle
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from lasor_datagen.pose_library import J, build_library
 from lasor_shared.errors import LasorError
-from lasor_shared.keypoints import SMPL24_FLIP, SMPL24_NAMES
-
-J = {n: i for i, n in enumerate(SMPL24_NAMES)}
+from lasor_shared.keypoints import SMPL24_FLIP
 
 # Left-side / central limits (radians) per axis-angle component (x, y, z); right side mirrored.
 _LIMITS_LEFT = {
@@ -69,123 +68,7 @@ def mirror_pose(pose: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- the authored library
 
-def _rot(*ops):
-    """Axis-angle of elementary rotations applied in order: ('x', a) first, then the next, …"""
-    R = Rotation.identity()
-    for axis, angle in ops:
-        R = Rotation.from_rotvec(angle * np.eye(3)["xyz".index(axis)]) * R
-    return R.as_rotvec()
-
-
-def _mirror_aa(aa):
-    return np.array([aa[0], -aa[1], -aa[2]])
-
-
-class _P:
-    """Pose builder with semantic joint helpers (left values; `side='right'` mirrors them)."""
-
-    def __init__(self):
-        self.p = np.zeros((24, 3))
-
-    def set(self, joint, aa, side=None):
-        sides = ("left", "right") if side is None and joint not in J else (side,) if side else (None,)
-        for s in sides:
-            name = f"{s}_{joint}" if s else joint
-            self.p[J[name]] = aa if s != "right" else _mirror_aa(aa)
-        return self
-
-    def hip(self, flex=0.0, abd=0.0, twist=0.0, side=None):
-        return self.set("hip", _rot(("y", twist), ("z", abd), ("x", -flex)), side)
-
-    def knee(self, flex, side=None):
-        return self.set("knee", _rot(("x", flex)), side)
-
-    def ankle(self, flex, side=None):
-        return self.set("ankle", _rot(("x", flex)), side)
-
-    def shoulder(self, down=1.3, fwd=0.0, twist=0.0, side=None):
-        return self.set("shoulder", _rot(("x", twist), ("z", -down), ("x", -fwd)), side)
-
-    def elbow(self, flex, side=None):
-        return self.set("elbow", _rot(("y", -flex)), side)
-
-    def spine(self, bend=0.0, twist=0.0, side_bend=0.0):
-        for j in ("spine1", "spine2", "spine3"):
-            self.p[J[j]] = _rot(("y", twist / 3), ("z", side_bend / 3), ("x", bend / 3))
-        return self
-
-    def head(self, nod=0.0, turn=0.0):
-        self.p[J["neck"]] = _rot(("y", turn / 2), ("x", nod / 2))
-        self.p[J["head"]] = _rot(("y", turn / 2), ("x", nod / 2))
-        return self
-
-    def orient(self, *ops):
-        self.p[0] = _rot(*ops)
-        return self
-
-    def arms_down(self, elbow=0.15):
-        return self.shoulder(1.3).elbow(elbow)
-
-    def out(self):
-        return self.p.reshape(72).copy()
-
-
-def _library():
-    pi = np.pi
-    lib = []
-
-    def add(name, group, b):
-        lib.append((name, group, b.out()))
-
-    add("stand", "upright", _P().arms_down())
-    add("stand_hands_hips", "upright", _P().shoulder(0.9, -0.3).elbow(1.7))
-    add("stand_arms_wide", "upright", _P().shoulder(0.2).elbow(0.1))
-    add("walk_a", "upright", _P().hip(0.45, side="left").hip(-0.3, side="right").knee(0.1, side="left")
-        .knee(0.5, side="right").shoulder(1.3, -0.35, side="left").shoulder(1.3, 0.4, side="right").elbow(0.35))
-    add("walk_b", "upright", _P().hip(0.05, side="left").hip(0.15, side="right").knee(1.0, side="left")
-        .knee(0.1, side="right").shoulder(1.3, 0.1, side="left").shoulder(1.3, -0.1, side="right").elbow(0.3))
-    add("run_a", "upright", _P().hip(0.95, side="left").knee(1.3, side="left").hip(-0.5, side="right")
-        .knee(1.7, side="right").spine(0.25).shoulder(1.25, -0.7, side="left").elbow(1.6, side="left")
-        .shoulder(1.25, 0.8, side="right").elbow(1.5, side="right"))
-    add("run_b", "upright", _P().hip(0.3, side="left").knee(2.0, side="left").hip(0.2, side="right")
-        .knee(0.4, side="right").spine(0.2).shoulder(1.25, 0.2, side="left").elbow(1.6)
-        .shoulder(1.25, -0.2, side="right"))
-    add("reach_up", "upright", _P().shoulder(pi / 2, 2.9, side="right").elbow(0.1, side="right")
-        .shoulder(1.3, side="left").elbow(0.2, side="left").spine(-0.15, side_bend=0.15).head(-0.3))
-    add("reach_forward", "upright", _P().shoulder(pi / 2, 1.4).elbow(0.1).spine(0.35).hip(0.2))
-    add("point", "upright", _P().shoulder(pi / 2, 1.5, side="left").elbow(0.0, side="left")
-        .shoulder(1.3, side="right").elbow(0.2, side="right").head(0, 0.3))
-    add("wave", "upright", _P().shoulder(-0.3, side="right").elbow(1.6, side="right")
-        .shoulder(1.3, side="left").elbow(0.2, side="left"))
-    add("bend_over", "upright", _P().spine(1.1).hip(0.6).knee(0.15).shoulder(1.3, 1.0).elbow(0.2).head(-0.4))
-    add("pick_up", "upright", _P().hip(1.1).knee(1.4).ankle(0.5).spine(0.7).shoulder(1.4, 1.0).elbow(0.3))
-    add("crouch", "upright", _P().hip(1.9, abd=0.2).knee(2.3).ankle(0.6).spine(0.4).shoulder(1.4, 0.8).elbow(0.9))
-    add("kneel", "upright", _P().hip(1.5, side="left").knee(1.55, side="left").hip(-0.1, side="right")
-        .knee(1.6, side="right").ankle(0.5, side="right").arms_down(0.4))
-    add("lunge", "upright", _P().hip(1.1, side="left").knee(1.2, side="left").hip(-0.55, side="right")
-        .knee(0.25, side="right").spine(0.1).shoulder(1.1, 0.3).elbow(0.5))
-    add("kick", "upright", _P().hip(1.3, side="left").knee(0.25, side="left").hip(-0.1, side="right")
-        .spine(-0.2).shoulder(0.6).elbow(0.3))
-    add("jump_star", "upright", _P().hip(0.0, abd=0.5).knee(0.2).shoulder(-0.7).elbow(0.2))
-    add("throw", "upright", _P().shoulder(-0.4, -0.5, side="right").elbow(1.6, side="right")
-        .shoulder(pi / 2, 1.3, side="left").spine(0.0, twist=-0.6).hip(0.3, side="left").hip(-0.2, side="right"))
-    add("phone", "upright", _P().shoulder(1.35, 0.5, side="right").elbow(2.3, side="right")
-        .shoulder(1.3, side="left").elbow(0.3, side="left").head(0.35))
-    add("sit_chair", "seated", _P().hip(1.6).knee(1.6).shoulder(1.2, 0.5).elbow(1.0))
-    add("sit_cross_legged", "seated", _P().hip(1.4, abd=0.75, twist=0.3).knee(2.3).spine(0.2)
-        .shoulder(1.25, 0.6).elbow(0.9))
-    add("sit_lean_back", "seated", _P().hip(1.3).knee(1.0).spine(-0.3).shoulder(1.3, -0.6).elbow(0.1))
-    add("sit_legs_out", "seated", _P().hip(1.5).knee(0.1).spine(0.2).shoulder(1.3, -0.5).elbow(0.1))
-    add("lie_back", "ground", _P().orient(("x", -pi / 2)).arms_down(0.2).knee(0.2))
-    add("lie_back_knees_up", "ground", _P().orient(("x", -pi / 2)).hip(1.0).knee(1.9).shoulder(0.4).elbow(0.5))
-    add("lie_side", "ground", _P().orient(("z", pi / 2)).hip(0.8).knee(0.9).shoulder(pi / 2, 1.2).elbow(0.6))
-    add("lie_front", "ground", _P().orient(("x", pi / 2)).shoulder(1.3).elbow(0.2))
-    add("crawl", "ground", _P().orient(("x", pi / 2)).hip(1.5).knee(1.5).shoulder(pi / 2, pi / 2).elbow(0.05)
-        .head(-0.6))
-    return lib
-
-
-LIBRARY = _library()
+LIBRARY = build_library()
 LIBRARY_NAMES = tuple(name for name, _, _ in LIBRARY)
 LIBRARY_POSES = np.stack([p for _, _, p in LIBRARY]).astype(np.float64)
 LIBRARY_GROUPS = tuple(g for _, g, _ in LIBRARY)

@@ -84,3 +84,137 @@ def body_model_sheet(model, out_png: str, size: int = 256):
         sheet.paste(tile, ((i % cols) * 2 * size, (i // cols) * size))
     sheet.save(out_png)
     return sheet.size
+
+
+def _floor_mesh(centre, half=0.9):
+    import trimesh
+
+    x, z = centre[0], centre[2]
+    v = np.array([[x - half, 0, z - half], [x + half, 0, z - half], [x + half, 0, z + half], [x - half, 0, z + half]])
+    return trimesh.Trimesh(v, [[0, 2, 1], [0, 3, 2]], process=False)
+
+
+def render_posed(renderer, vertices, faces, size, views=((0.6, 0.25), (np.pi / 2, 0.12))):
+    """Side-by-side renders (one per (azimuth, elevation) view) of a body standing on a grey floor at y = 0."""
+    import pyrender
+    import trimesh
+
+    centre = (vertices.min(0) + vertices.max(0)) / 2
+    images = []
+    for az, el in views:
+        scene = pyrender.Scene(bg_color=(1.0, 1.0, 1.0, 1.0), ambient_light=(0.35, 0.35, 0.35))
+        body = pyrender.MetallicRoughnessMaterial(baseColorFactor=(0.75, 0.62, 0.52, 1.0), metallicFactor=0.1,
+                                                  roughnessFactor=0.8)
+        floor = pyrender.MetallicRoughnessMaterial(baseColorFactor=(0.55, 0.6, 0.65, 1.0), metallicFactor=0.0,
+                                                   roughnessFactor=1.0, doubleSided=True)
+        scene.add(pyrender.Mesh.from_trimesh(trimesh.Trimesh(vertices, faces, process=False), material=body))
+        scene.add(pyrender.Mesh.from_trimesh(_floor_mesh(centre), material=floor, smooth=False))
+        K, R, t = _camera_for(vertices, size, az, el)
+        pose = opengl_camera_pose(R, t)
+        scene.add(pyrender.IntrinsicsCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], znear=0.05, zfar=50.0), pose=pose)
+        scene.add(pyrender.DirectionalLight(intensity=3.0), pose=pose)
+        images.append(renderer.render(scene)[0])
+    return np.concatenate(images, axis=1)
+
+
+def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, groups=None):
+    """One PNG per library group (`poses-GROUP.png`): every pose on the ground, two views. Returns the paths."""
+    import os
+
+    import pyrender
+
+    from lasor_datagen.poses import LIBRARY
+    from lasor_datagen.samplers import ground_transl
+
+    os.makedirs(out_dir, exist_ok=True)
+    order = list(dict.fromkeys(g for _, g, _ in LIBRARY))
+    unknown = sorted(set(groups or ()) - set(order))
+    if unknown:
+        from lasor_shared.errors import LasorError
+        raise LasorError(f"--group: unknown pose group(s) {', '.join(unknown)} (known: {', '.join(order)})")
+    renderer = pyrender.OffscreenRenderer(size, size)
+    paths = []
+    try:
+        for group in [g for g in order if not groups or g in groups]:
+            items = [(n, p) for n, g, p in LIBRARY if g == group]
+            with torch.no_grad():
+                out = model.pose(torch.tensor(np.stack([p for _, p in items]), dtype=torch.float32),
+                                 torch.zeros(len(items), model.num_betas))
+            tiles = []
+            for (name, _), v in zip(items, out.vertices.numpy().astype(np.float64)):
+                v = v + ground_transl(v)
+                tile = Image.fromarray(render_posed(renderer, v, model.faces, size))
+                ImageDraw.Draw(tile).text((4, 4), name, fill=(0, 0, 0))
+                tiles.append(tile)
+            rows = (len(tiles) + cols - 1) // cols
+            sheet = Image.new("RGB", (cols * 2 * size, rows * size + 20), "white")
+            ImageDraw.Draw(sheet).text((6, 4), f"{group}: {len(tiles)} poses", fill=(0, 0, 0))
+            for i, tile in enumerate(tiles):
+                sheet.paste(tile, ((i % cols) * 2 * size, 20 + (i // cols) * size))
+            path = os.path.join(out_dir, f"poses-{group}.png")
+            sheet.save(path)
+            paths.append(path)
+    finally:
+        renderer.delete()
+    return paths
+
+
+def _camera_for(vertices, size, az, el):
+    lo, hi = vertices.min(0), vertices.max(0)
+    centre = (lo + hi) / 2
+    K = intrinsics(size * 1.6, size, size)
+    R, t = orbit_camera(az, el, 0.0, 1.8 * max(float(np.linalg.norm(hi - lo)), 1.0), target=centre)
+    return K, R, t
+
+
+def mocap_sheet(model, bvh, joint_map, frames, poses, fit, out_png: str, size: int = 256, n: int = 6):
+    """Side by side for n frames: the BVH skeleton (its own FK, aligned by `fit`) and the retargeted SMPL body."""
+    import pyrender
+
+    from lasor_datagen.bvh import POSITION_JOINTS, forward_kinematics
+    from lasor_shared.keypoints import SMPL24_NAMES
+    from lasor_datagen.samplers import ground_transl
+    from lasor_shared.camera import project
+
+    pick = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
+    _, Pb = forward_kinematics(bvh, frames[pick])
+    with torch.no_grad():
+        out = model.pose(torch.tensor(poses[pick], dtype=torch.float32), torch.zeros(len(pick), model.num_betas))
+    V, J = out.vertices.numpy().astype(np.float64), out.joints[:, :24].numpy().astype(np.float64)
+    s, R = fit["scale"], fit["rotation"]
+    names = [n for n in POSITION_JOINTS if n in joint_map["joints"]]
+    si = [SMPL24_NAMES.index(n) for n in names]
+    bi = [bvh.index(joint_map["joints"][n]) for n in names]
+    renderer = pyrender.OffscreenRenderer(size, size)
+    tiles = []
+    try:
+        for k in range(len(pick)):
+            sk = Pb[k] @ (s * R).T                      # centroids of the matched joints coincide
+            sk += J[k, si].mean(0) - sk[bi].mean(0)
+            shift = ground_transl(V[k])
+            v, sk = V[k] + shift, sk + shift
+            K, Rc, tc = _camera_for(v, size, 0.6, 0.2)
+            uv, _ = project(sk, K, Rc, tc)
+            left = Image.new("RGB", (size, size), "white")
+            right = Image.fromarray(render_posed(renderer, v, model.faces, size, views=((0.6, 0.2),)))
+            for img, width in ((left, 3), (right, 1)):           # the skeleton, and over the body
+                draw = ImageDraw.Draw(img)
+                for j, p in enumerate(bvh.parents):
+                    if p >= 0:
+                        draw.line([tuple(uv[p]), tuple(uv[j])], fill=(30, 60, 200), width=width)
+            for q in uv:
+                ImageDraw.Draw(left).ellipse([q[0] - 2, q[1] - 2, q[0] + 2, q[1] + 2], fill=(200, 30, 30))
+            tile = Image.new("RGB", (2 * size, size), "white")
+            tile.paste(left, (0, 0))
+            tile.paste(right, (size, 0))
+            ImageDraw.Draw(tile).text((4, 4), f"frame {int(frames[pick[k]])}: BVH | SMPL", fill=(0, 0, 0))
+            tiles.append(tile)
+    finally:
+        renderer.delete()
+    cols = 3
+    rows = (len(tiles) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * 2 * size, rows * size), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % cols) * 2 * size, (i // cols) * size))
+    sheet.save(out_png)
+    return sheet.size
