@@ -114,14 +114,21 @@ class ObjectOccCfg:
     max_count: int = field(default=1, metadata={"ge": 0, "le": 8})
     kinds: list[Literal["box", "cylinder", "sphere", "slab", "prism"]] = field(
         default_factory=lambda: ["box", "cylinder", "sphere", "slab", "prism"])
-    size: tuple[float, float] = (0.15, 0.5)      # extents × the target's height
-    gap: tuple[float, float] = (0.2, 0.8)        # metres in front of the occluded body part
+    # Every extent of an object (box/slab edges, sphere diameter, cylinder diameter and height, prism
+    # width, depth and height) is drawn uniformly from `size` × the target's height (its posed bounding
+    # box's height, at least 0.6 × its longest side); a slab's thinnest edge is 2–6 cm instead.
+    size: tuple[float, float] = (0.15, 0.5)
+    gap: tuple[float, float] = (0.2, 0.8)        # metres in front of the occluded body part (grows to
+                                                 # reach the occlusion goal, never through the target)
+    held_prob: float = field(default=0.3, metadata={"ge": 0.0, "le": 1.0})  # share of objects held or
+    # hung in front of a body part (any orientation, lowest point above the ground); the others stand
+    # on the ground plane (upright, turned about the vertical only)
 
     def validate(self, where):
         if not self.kinds:
             raise LasorError(f"{where}.kinds: at least one object kind is needed")
-        if self.size[0] <= 0 or self.size[1] > 3:
-            raise LasorError(f"{where}.size: must lie within (0, 3] (× the target's height), got {list(self.size)}")
+        if self.size[0] <= 0 or self.size[1] < self.size[0] or self.size[1] > 3:
+            raise LasorError(f"{where}.size: need 0 < min <= max <= 3 (× the target's height), got {list(self.size)}")
         if self.gap[0] < 0.05 or self.gap[1] > 10:
             raise LasorError(f"{where}.gap: must lie within [0.05, 10] m, got {list(self.gap)}")
 

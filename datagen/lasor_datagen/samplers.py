@@ -19,9 +19,15 @@ from scipy.spatial.transform import Rotation
 
 from lasor_shared.camera import intrinsics, orbit_camera, project
 from lasor_shared.keypoints import SMPL24_NAMES
-from lasor_datagen.scene import KIND_CODES, object_surface_points, pack_object_params
+from lasor_shared.shards import PRISM_SIDES
+from lasor_datagen.contact import PENETRATION_TOL, BodyVolume, convex_depth, convex_planes
+from lasor_datagen.scene import KIND_CODES, object_faces, object_surface_points, object_vertices, pack_object_params
 
 COARSE = 64
+MAX_PUSHES = 8        # steps pushing an occluder out of the target before it is dropped
+PUSH_MARGIN = 0.05    # m: extra clearance per push
+NEAR = 0.1            # m: occluders stay this far in front of the camera
+MASK_STEP = 2         # every MASK_STEP-th body vertex makes the coarse masks
 GENDER_ORDER = ("neutral", "male", "female")
 
 
@@ -181,19 +187,45 @@ def _slide(target, union, occ_mask, cells_per_m, goal):
     return (lo + hi) / 2
 
 
-class OcclusionPlanner:
-    """Places occluders around one framed target (see the module docstring)."""
+def _gaps(drawn, lo, hi, n=5):
+    """Gaps to try: the drawn one first, then `n` spread over [lo, hi]."""
+    return [drawn] + list(np.linspace(lo, hi, n))
 
-    def __init__(self, cfg, image_size, cam: Camera, target_vertices, target_joints):
+
+def _pick(cands, goal):
+    """Of (coverage, ...) candidates: the first (the drawn gap) if it reaches the goal, else the one
+    reaching it with the least coverage, else the one covering most."""
+    ok = [c for c in cands if c[0] >= goal]
+    if ok:
+        return ok[0] if ok[0] is cands[0] else min(ok, key=lambda c: c[0])
+    return max(cands, key=lambda c: c[0])
+
+
+class OcclusionPlanner:
+    """Places occluders around one framed target (see the module docstring).
+
+    Every occluder is finally pushed out of the target (front ones towards the camera, background
+    people away from it) until neither penetrates the other by more than `PENETRATION_TOL`; one that
+    cannot be freed in `MAX_PUSHES` steps, or would reach the camera, is dropped (`drops`).
+    """
+
+    def __init__(self, cfg, image_size, cam: Camera, target_vertices, target_joints, faces):
         self.cfg, self.W, self.cam = cfg, image_size, cam
         self.cam_pos = -cam.R.T @ cam.t
-        uv, _ = fast_project(target_vertices, cam.K, cam.R, cam.t)
-        self.target = _splat(uv, image_size)
+        self.faces = faces
+        self.verts = np.asarray(target_vertices, np.float64)
+        self.body = BodyVolume(target_vertices, faces)
+        self.target = self._mask(target_vertices[::MASK_STEP])
         self.union = np.zeros_like(self.target)
         lo, hi = bbox(target_vertices)
-        self.centre = (lo + hi) / 2
+        self.centre, self.top = (lo + hi) / 2, float(hi[1])
         self.height = float(max(hi[1] - lo[1], 0.6 * (hi - lo).max()))
         self.joints = target_joints
+        self.pushes = self.drops = 0
+
+    def _mask(self, points):
+        uv, z = fast_project(points, self.cam.K, self.cam.R, self.cam.t)
+        return _splat(uv[z > 0.05], self.W)
 
     def covered(self) -> float:
         n = self.target.sum()
@@ -203,87 +235,158 @@ class OcclusionPlanner:
         uv, _ = project(np.stack([point, point + direction]), self.cam.K, self.cam.R, self.cam.t)
         return (uv[1] - uv[0]) * (COARSE / self.W)
 
-    def _horizontal(self):
-        d = self.centre - self.cam_pos
+    def _horizontal(self, point=None):
+        d = (self.centre if point is None else point) - self.cam_pos
         dh = np.array([d[0], 0.0, d[2]])
         norm = np.linalg.norm(dh)
         dh = dh / norm if norm > 1e-6 else np.array([0.0, 0.0, -1.0])
         side = np.cross([0.0, 1.0, 0.0], dh)
         return dh, side / np.linalg.norm(side), float(norm)
 
+    def _separate(self, depth_of, points_at, offset, direction):
+        """`offset` pushed along `direction` until depth_of(offset) <= PENETRATION_TOL; None if impossible."""
+        for _ in range(MAX_PUSHES + 1):
+            d = depth_of(offset)
+            if d <= PENETRATION_TOL:
+                _, z = fast_project(points_at(offset), self.cam.K, self.cam.R, self.cam.t)
+                if z.min() > NEAR:
+                    return offset
+                break
+            offset = offset + direction * (d + PUSH_MARGIN)
+            self.pushes += 1
+        self.drops += 1
+        return None
+
+    def _person_depth(self, vertices0):
+        lo0, hi0 = bbox(vertices0)
+
+        def depth(tr):
+            if np.any(lo0 + tr >= self.body.hi) or np.any(hi0 + tr <= self.body.lo):
+                return 0.0                         # bounding boxes apart
+            v = vertices0 + tr
+            return max(self.body.depth(v), BodyVolume(v, self.faces).depth(self.verts))
+        return depth
+
     def place_person(self, rng, vertices0, goal, front=True):
-        """Ground translation for a person (vertices at transl 0) in front of (or behind) the target."""
+        """Ground translation for a person (vertices at transl 0) in front of (or behind) the target;
+        None when it cannot be placed without passing through the target."""
         dh, side, dist_h = self._horizontal()
         pc = self.cfg.person
         ground_c = np.array([self.centre[0], 0.0, self.centre[2]])
         sign = 1.0 if rng.uniform() < 0.5 else -1.0
+        v0 = np.asarray(vertices0, np.float64)
         if not front:
             q = ground_c + dh * rng.uniform(0.8, 2.0) + side * rng.uniform(-1.2, 1.2)
-            return ground_transl(vertices0, (q[0], q[2]))
+            return self._separate(self._person_depth(v0), lambda tr: v0[::16] + tr,
+                                  ground_transl(v0, (q[0], q[2])), dh)
         max_gap = max(dist_h - 0.9, 0.2)
-        gap = min(rng.uniform(*pc.gap), max_gap)
-        best = None
-        lo0, hi0 = bbox(vertices0)
-        for attempt in range(4):                   # step closer to the camera (larger) if needed
+        drawn = min(rng.uniform(*pc.gap), max_gap)
+        lo0, hi0 = bbox(v0)
+        cands = []
+        for gap in _gaps(drawn, min(pc.gap[0], max_gap), max_gap):
             q = ground_c - dh * gap
-            tr = ground_transl(vertices0, (q[0], q[2]))
-            uv, z = fast_project(vertices0 + tr, self.cam.K, self.cam.R, self.cam.t)
-            mask = _splat(uv[z > 0.05], self.W)
-            c0 = self._cover(mask)
-            if best is None or c0 > best[0]:
-                mid = (lo0 + hi0) / 2 + tr
-                best = (c0, tr, mask, sign * self._cells_per_m(mid, side))
-            if c0 >= goal or gap >= max_gap:
+            tr = ground_transl(v0, (q[0], q[2]))
+            mask = self._mask(v0[::MASK_STEP] + tr)
+            cands.append((self._cover(mask), tr, mask))
+            if cands[0][0] >= goal:
                 break
-            gap = min(gap + 0.5 * (max_gap - gap) + 0.2, max_gap)
+        c0, tr, mask = _pick(cands, goal)
+        best = (c0, tr, mask, sign * self._cells_per_m((lo0 + hi0) / 2 + tr, side))
         _, tr, mask, cpm = best
         s = _slide(self.target, self.union, mask, cpm, goal)
-        self.union |= _shifted(mask, *(s * cpm))
-        return tr + sign * s * side
+        tr = self._separate(self._person_depth(v0), lambda t: v0[::16] + t, tr + sign * s * side, -dh)
+        if tr is not None:
+            self.union |= self._mask(v0[::MASK_STEP] + tr)
+        return tr
 
     def _cover(self, mask):
         n = self.target.sum()
         return float((self.target & (self.union | mask)).sum() / n) if n else 0.0
 
     def place_object(self, rng, kind: str, goal):
-        """17 object parameters: sized relative to the target, in front of a random body part."""
+        """(kind code, 17 parameters) of an object sized by the recipe, standing on the ground or held,
+        in front of a random body part; None when it cannot be placed outside the target. A standing
+        object that cannot hide its share of the target (short of it by more than 0.05) is held instead."""
         oc = self.cfg.object
-        H = self.height
-        ext = rng.uniform(*oc.size, size=3) * H
-        radii = rng.uniform(0.5, 1.0, 8)
-        if kind == "slab":
-            k = int(rng.integers(3))
-            ext *= 1.4
-            ext[k] = rng.uniform(0.02, 0.06)
-        elif kind == "sphere":
+        ext = rng.uniform(*oc.size, size=3) * self.height
+        radii = rng.uniform(0.5, 1.0, PRISM_SIDES)
+        held = bool(rng.uniform() < oc.held_prob)
+        thin_axis = {True: int(rng.integers(3)), False: 2 * int(rng.integers(2))}   # upright on the ground
+        thickness = rng.uniform(0.02, 0.06)
+        rotation = {True: Rotation.random(random_state=rng).as_rotvec(),
+                    False: np.array([0.0, rng.uniform(0, 2 * np.pi), 0.0])}
+        part = self.joints[int(rng.integers(len(SMPL24_NAMES)))]
+        gap = rng.uniform(*oc.gap)
+        theta = rng.uniform(0, 2 * np.pi)
+        if kind == "sphere":
             ext[:] = ext[0]
         elif kind == "cylinder":
             ext[2] = ext[0]
-            ext[1] *= 1.5
-        rotvec = Rotation.random(random_state=rng).as_rotvec()
-        j = int(rng.integers(len(SMPL24_NAMES)))
-        part = self.joints[j]
-        ray = part - self.cam_pos
-        dist = np.linalg.norm(ray)
-        ray /= dist
-        gap = min(rng.uniform(*oc.gap), max(dist - 0.5 * np.linalg.norm(ext) - 0.3, 0.05))
-        centre = part - ray * gap
-        theta = rng.uniform(0, 2 * np.pi)
-        direction = np.cos(theta) * self.cam.R[0] + np.sin(theta) * self.cam.R[1]
-        for attempt in range(4):                   # grow (≤ 2.5×) until it can hide the goal
-            params = pack_object_params(centre, ext, rotvec, radii)
-            pts = object_surface_points(kind, params)
-            uv, z = fast_project(pts, self.cam.K, self.cam.R, self.cam.t)
-            mask = _splat(uv[z > 0.05], self.W)
-            c0 = self._cover(mask)
-            if c0 >= goal or attempt == 3:
+        modes = [True] if held else [False, True]
+        for held in modes:
+            e = ext.copy()
+            if kind == "slab":
+                e[thin_axis[held]] = thickness
+            plan = self._approach(kind, pack_object_params(np.zeros(3), e, rotation[held], radii), part, gap,
+                                  theta, held, goal)
+            if plan[0] >= goal - 0.05:
                 break
-            ext = ext * float(np.clip(np.sqrt(goal / max(c0, 0.02)), 1.1, 1.36))
+        _, centre, mask, lift, toward, direction, params0 = plan
+        pts0 = object_surface_points(kind, params0)
+        verts0 = object_vertices(kind, params0).astype(np.float64)
         cpm = self._cells_per_m(centre, direction)
         s = _slide(self.target, self.union, mask, cpm, goal)
-        params[:3] = centre + s * direction
-        self.union |= _shifted(mask, *(s * cpm))
-        return KIND_CODES[kind], params
+        centre = self._support(centre + s * direction, lift, held)
+        n, d = convex_planes(verts0, object_faces(kind))
+        lo0, hi0 = verts0.min(0), verts0.max(0)
+
+        def depth(c):
+            inside = np.all((self.verts > lo0 + c) & (self.verts < hi0 + c), axis=1)
+            return max(convex_depth((n, d + n @ c), self.verts[inside]), self.body.depth(pts0 + c))
+
+        centre = self._separate(depth, lambda c: pts0 + c, centre, toward)
+        if centre is None:
+            return None
+        self.union |= self._mask(pts0 + centre)
+        params0[:3] = centre
+        return KIND_CODES[kind], params0
+
+    def _approach(self, kind, params0, part, gap, theta, held, goal):
+        """The object (params0: centred at the origin) `gap` in front of a body part, moved towards the
+        camera until it can hide `goal`: (coverage, centre, mask, lift, towards camera, slide direction,
+        params0)."""
+        pts0 = object_surface_points(kind, params0)
+        lift = -float(object_vertices(kind, params0)[:, 1].min())   # centre height: lowest point on y = 0
+        if held:
+            toward = self.cam_pos - part
+            dist = np.linalg.norm(toward)
+            toward /= dist
+            direction = np.cos(theta) * self.cam.R[0] + np.sin(theta) * self.cam.R[1]
+            base = part
+        else:
+            dh, side, dist = self._horizontal(part)
+            toward = -dh
+            direction = side * (1.0 if np.cos(theta) >= 0 else -1.0)
+            base = np.array([part[0], lift, part[2]])
+        back = float(np.max(pts0 @ -toward))    # the object's reach from its centre towards the body
+        max_gap = max(dist - back - float(np.max(pts0 @ toward)) - NEAR - 0.2, 0.05)
+        oc_gap0 = self.cfg.object.gap[0]        # gaps: from the body part to the object's back
+        cands = []
+        for g in _gaps(min(gap + back, max_gap), min(oc_gap0 + back, max_gap), max_gap):
+            centre = self._support(base + toward * g, lift, held)
+            mask = self._mask(pts0 + centre)
+            cands.append((self._cover(mask), centre, mask))
+            if cands[0][0] >= goal:
+                break
+        best = _pick(cands, goal)
+        return (*best, lift, toward, direction, params0)
+
+    def _support(self, centre, lift, held):
+        """Grounded objects stand on y = 0; held ones keep their lowest point above it and their
+        centre at most 0.3 m above the target's top."""
+        c = np.array(centre, np.float64)
+        c[1] = min(max(c[1], lift), max(self.top + 0.3, lift)) if held else lift
+        return c
 
 
 def plan_occlusion(rng, occ_cfg):

@@ -12,6 +12,9 @@ from lasor_shared.keypoints import COCO17_NAMES, VISIBILITY_NAMES
 from lasor_shared.shards import OBJECT_KINDS, OCCLUDER_TYPES, read_manifest
 
 AZ_BINS = 12
+# per-shard counters summed into the manifest: renders per sample (occlusion retries), occluders
+# planned / pushed out of the target / dropped (could not be freed), pose draws / self-penetrating ones
+COUNTERS = ("placement_renders", "occluders_planned", "occluder_pushes", "occluders_dropped")
 VF_BINS = 10
 
 
@@ -25,6 +28,16 @@ class ShardStats:
         self.occ = np.zeros(4, np.int64)
         self.vis = np.zeros(5, np.int64)
         self.vf_sum = 0.0
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.pose_draws = self.pose_rejected = 0
+
+    def add_placement(self, attempt, planner, n_planned):
+        """Occluder placement of one sample: `attempt` retries, the planner's pushes and drops."""
+        c = self.counts
+        c["placement_renders"] += attempt + 1
+        c["occluders_planned"] += n_planned
+        c["occluder_pushes"] += planner.pushes
+        c["occluders_dropped"] += planner.drops
 
     def add(self, row, _outside=None):
         self.n += 1
@@ -39,7 +52,8 @@ class ShardStats:
         return {"n_samples": self.n, "mean_visible_fraction": round(self.vf_sum / max(self.n, 1), 6),
                 "visible_fraction_hist": self.vf.tolist(), "azimuth_hist": self.az.tolist(),
                 "occluder_type_counts": dict(zip(OCCLUDER_TYPES, self.occ.tolist())),
-                "visibility_coco_counts": dict(zip(VISIBILITY_NAMES, self.vis.tolist()))}
+                "visibility_coco_counts": dict(zip(VISIBILITY_NAMES, self.vis.tolist())),
+                **self.counts, "pose_draws": self.pose_draws, "pose_rejected": self.pose_rejected}
 
 
 def totals(records):
@@ -55,6 +69,8 @@ def totals(records):
             for name, v in r["stats"][k].items():
                 acc[name] = acc.get(name, 0) + v
         out[k] = acc
+    for k in COUNTERS + ("pose_draws", "pose_rejected"):
+        out[k] = sum(r["stats"].get(k, 0) for r in records)
     n = max(out["n_samples"], 1)
     out["mean_visible_fraction"] = round(sum(r["stats"]["mean_visible_fraction"] * r["n_samples"]
                                              for r in records) / n, 6)

@@ -18,6 +18,9 @@ import uuid
 import numpy as np
 
 CHUNK = 32
+MAX_POSE_DRAWS = 50     # successive self-penetrating poses before giving up on a pose source
+OCC_RETRIES = 2         # re-placements (and renders) aiming the measured hidden share at its goal
+OCC_TOL = 0.03          # … when it misses by more than this
 _CONTEXTS: dict = {}
 
 
@@ -26,6 +29,7 @@ class _Context:
         import torch
 
         from lasor_shared.body_model import load_body_model
+        from lasor_datagen.contact import SelfContact
         from lasor_datagen.labels import COCO17_SURFACE, SURFACE_TOL
         from lasor_datagen.poses import PoseSampler
         from lasor_datagen.render import SceneRenderer
@@ -41,6 +45,8 @@ class _Context:
             if m.v_template.shape[0] != self.n_vertices:
                 raise ValueError(f"body model for {g} has a different mesh topology")
         self.poses = PoseSampler(recipe.poses)
+        rest = (first.J_regressor @ first.v_template).numpy()
+        self.contact = SelfContact(rest, first.parents.numpy(), first.v_template.numpy(), self.vertex_part)
         # depth under the skin of the COCO surface keypoints in the rest pose → their tolerance
         with torch.no_grad():
             out = first.pose(torch.zeros(1, 72), torch.zeros(1, 10))
@@ -95,24 +101,64 @@ def _prepare_process(gl_platform: str | None):
     torch.set_num_threads(1)
 
 
-def _draw(rng, ctx):
+def _pose(rng, ctx, stats):
+    """A pose from the recipe's sources whose limbs do not pass through the torso or each other."""
+    from lasor_shared.errors import LasorError
+
+    for _ in range(MAX_POSE_DRAWS):
+        pose = ctx.poses.sample(rng)
+        stats.pose_draws += 1
+        if ctx.contact.ok(pose):
+            return pose
+        stats.pose_rejected += 1
+    raise LasorError(f"poses: {MAX_POSE_DRAWS} successive draws had limbs through the body; check the pose sources")
+
+
+def _draw(rng, ctx, stats):
     """Parameters of one sample that need no geometry (poses, shapes, occluder plan)."""
     from lasor_datagen.samplers import heading, plan_occlusion, sample_betas, sample_gender
 
     r = ctx.recipe
     occ = r.occlusion
-    s = {"pose": ctx.poses.sample(rng), "betas": sample_betas(rng, r.shapes.betas_std),
+    s = {"pose": _pose(rng, ctx, stats), "betas": sample_betas(rng, r.shapes.betas_std),
          "gender": sample_gender(rng, r.body_model.genders)}
     n_p, n_o, goal, background = plan_occlusion(rng, occ)
     persons = []
     for role in [1] * n_p + ([2] if background else []):
-        persons.append({"pose": heading(ctx.poses.sample(rng), rng.uniform(0, 2 * np.pi)),
+        persons.append({"pose": heading(_pose(rng, ctx, stats), rng.uniform(0, 2 * np.pi)),
                         "betas": sample_betas(rng, r.shapes.betas_std),
                         "gender": sample_gender(rng, r.body_model.genders), "role": role})
     s["persons"] = persons
     s["objects"] = [occ.object.kinds[int(rng.integers(len(occ.object.kinds)))] for _ in range(n_o)]
     s["goal"] = goal
+    s["placement_seed"] = int(rng.integers(2 ** 63))
     return s
+
+
+def _place(ctx, cam, verts, joints, d, person_verts, goal):
+    """Occluders of one sample for a hidden-share goal: (planner, persons, objects). Its randomness comes
+    from the sample's own placement seed, so a retry with another goal draws the same numbers."""
+    from lasor_datagen.samplers import OcclusionPlanner
+
+    rng = np.random.default_rng(d["placement_seed"])
+    planner = OcclusionPlanner(ctx.recipe.occlusion, ctx.recipe.image_size, cam, verts, joints, ctx.faces)
+    n_occ = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
+    k_goal = 0
+    persons = []
+    for p, v0 in zip(d["persons"], person_verts):
+        if p["role"] == 1:
+            k_goal += 1
+        ptr = planner.place_person(rng, v0, goal * k_goal / max(n_occ, 1), front=p["role"] == 1)
+        if ptr is not None:
+            ptr = ptr.astype(np.float32)
+            persons.append((p, ptr, v0 + ptr))
+    objects = []
+    for kind in d["objects"]:
+        k_goal += 1
+        placed = planner.place_object(rng, kind, goal * k_goal / max(n_occ, 1))
+        if placed is not None:
+            objects.append((kind, placed[0], placed[1].astype(np.float32)))
+    return planner, persons, objects
 
 
 def _empty_rows(schema, m):
@@ -129,7 +175,8 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                                      shard_schema, sidecar_name, write_json_atomic)
     from lasor_datagen.labels import (COCO17_MARGIN, COCO17_OWN, SMPL24_MARGIN, SMPL24_OWN, masks,
                                       occluder_type, visibility)
-    from lasor_datagen.samplers import OcclusionPlanner, frame_camera, ground_transl, stratified_azimuths
+    from lasor_datagen.samplers import frame_camera, ground_transl, stratified_azimuths
+    from lasor_datagen.render import TARGET
     from lasor_datagen.scene import object_vertices
     from lasor_datagen.stats import ShardStats
     from lasor_datagen.writer import ShardWriter
@@ -157,7 +204,7 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
             for start in range(0, n, CHUNK):
                 m = min(CHUNK, n - start)
                 t = time.perf_counter()
-                draws = [_draw(rng, ctx) for _ in range(m)]
+                draws = [_draw(rng, ctx, stats) for _ in range(m)]
                 timing["sampling"] += time.perf_counter() - t
                 t = time.perf_counter()
                 bodies = [(d["pose"], d["betas"], d["gender"]) for d in draws]
@@ -171,29 +218,29 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                     tr = ground_transl(V0[i]).astype(np.float32)
                     verts, joints, kps = V0[i] + tr, J0[i] + tr, C0[i] + tr
                     cam = frame_camera(rng, r.camera, W, azimuths[start + i], verts)
-                    planner = OcclusionPlanner(r.occlusion, W, cam, verts, joints)
-                    n_occ = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
-                    k_goal = 0
-                    persons = []
-                    for k, p in enumerate(d["persons"]):
-                        front = p["role"] == 1
-                        if front:
-                            k_goal += 1
-                        goal = d["goal"] * k_goal / max(n_occ, 1)
-                        ptr = planner.place_person(rng, V0[pi + k], goal, front=front).astype(np.float32)
-                        persons.append((p, ptr, V0[pi + k] + ptr))
-                    pi += len(d["persons"])
-                    objects = []
-                    for kind in d["objects"]:
-                        k_goal += 1
-                        code, params = planner.place_object(rng, kind, d["goal"] * k_goal / max(n_occ, 1))
-                        objects.append((kind, code, params.astype(np.float32)))
                     timing["sampling"] += time.perf_counter() - t
-                    t = time.perf_counter()
-                    part, tdepth, labels, depth = ctx.renderer.render(
-                        cam.K, cam.R, cam.t, verts, [pv for _, _, pv in persons],
-                        [(kind, object_vertices(kind, params)) for kind, _, params in objects])
-                    timing["render"] += time.perf_counter() - t
+                    front = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
+                    want, best = d["goal"], None
+                    for attempt in range(1 + OCC_RETRIES * (front > 0)):
+                        t = time.perf_counter()
+                        planner, persons, objects = _place(ctx, cam, verts, joints, d,
+                                                           V0[pi:pi + len(d["persons"])], want)
+                        timing["sampling"] += time.perf_counter() - t
+                        t = time.perf_counter()
+                        out = ctx.renderer.render(
+                            cam.K, cam.R, cam.t, verts, [pv for _, _, pv in persons],
+                            [(kind, object_vertices(kind, params)) for kind, _, params in objects])
+                        timing["render"] += time.perf_counter() - t
+                        n_am = int((out[0] > 0).sum())
+                        err = (1 - int((out[2] == TARGET).sum()) / n_am if n_am else 0.0) - d["goal"]
+                        if best is None or abs(err) < abs(best[0]):
+                            best = (err, planner, persons, objects, out)
+                        if abs(err) <= OCC_TOL:
+                            break
+                        want = float(np.clip(want - err, 0.0, 0.95))
+                    _, planner, persons, objects, (part, tdepth, labels, depth) = best
+                    stats.add_placement(attempt, planner, len(d["persons"]) + len(d["objects"]))
+                    pi += len(d["persons"])
                     t = time.perf_counter()
                     mask, n_am, n_mod, hp, ho = masks(part, labels)
                     uv_c, z_c = project(kps.astype(np.float64), cam.K, cam.R, cam.t)
