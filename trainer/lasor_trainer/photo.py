@@ -120,7 +120,8 @@ class _NativeStderrMuted:
             self._saved = None
             return self
         self._py = sys.stderr
-        sys.stderr = os.fdopen(os.dup(self._saved), "w", buffering=1, encoding="utf-8", errors="replace")
+        self._mine = os.fdopen(os.dup(self._saved), "w", buffering=1, encoding="utf-8", errors="replace")
+        sys.stderr = self._mine
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
@@ -129,9 +130,9 @@ class _NativeStderrMuted:
     def __exit__(self, *exc):
         if self._saved is None:
             return
-        sys.stderr.flush()
-        sys.stderr.close()
-        sys.stderr = self._py
+        if sys.stderr is self._mine:  # (unless someone else has replaced it since)
+            sys.stderr = self._py
+        self._mine.close()
         os.dup2(self._saved, 2)
         os.close(self._saved)
 
@@ -212,6 +213,18 @@ def _person_component(mask: np.ndarray, kp: np.ndarray) -> np.ndarray:
     box = lab[int(max(y0 - my, 0)):int(min(y1 + my, H - 1)) + 1, int(max(x0 - mx, 0)):int(min(x1 + mx, W - 1)) + 1]
     keep = np.unique(box[box > 0])
     return np.isin(lab, keep) if keep.size else mask
+
+
+def coco_annotation(path: str, H: int, W: int):
+    """A COCO person annotation file's first person → (mask (H,W) bool from its polygons, (17,3) keypoints, bbox)."""
+    with open(path) as f:
+        data = json.load(f)
+    ann = data["annotations"][0] if "annotations" in data else data
+    img = Image.new("L", (W, H), 0)
+    draw = ImageDraw.Draw(img)
+    for poly in ann["segmentation"]:
+        draw.polygon([float(v) for v in poly], fill=1)
+    return np.asarray(img) > 0, np.asarray(ann["keypoints"], np.float64).reshape(17, 3), ann["bbox"]
 
 
 # --------------------------------------------------------------------------------------------------
