@@ -10,8 +10,8 @@ OUT ?= out/demo
 $(VENV)/.installed-dev: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh dev
 
-$(VENV)/.installed-dev,anny: pyproject.toml scripts/setup.sh
-	bash scripts/setup.sh dev,anny
+$(VENV)/.installed-dev,anny,photo: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh dev,anny,photo
 
 setup-dev: $(VENV)/.installed-dev
 
@@ -19,8 +19,9 @@ setup-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed-dev
 	OUT=$(OUT) VENV=$(VENV) bash scripts/demo.sh
 
-## test: install (with the anny extra for the body-model builder tests), then run the test suite
-test: $(VENV)/.installed-dev,anny
+## test: install (with the anny extra for the body-model builder tests and the photo extra for
+## lasor-predict --image on a real photo), then run the test suite
+test: $(VENV)/.installed-dev,anny,photo
 	$(PY) -m pytest -q
 
 clean-demo:

@@ -147,21 +147,39 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
 
 @click.command(cls=OneLineCommand, context_settings=CTX)
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False), help=CHECKPOINT_HELP)
-@click.option("--mask", "mask_path", required=True, type=click.Path(dir_okay=False), help="Binary person mask PNG.")
-@click.option("--keypoints", "kp_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--mask", "mask_path", default=None, type=click.Path(dir_okay=False), help="Binary person mask PNG.")
+@click.option("--keypoints", "kp_path", default=None, type=click.Path(dir_okay=False),
               help="COCO-format (keypoints: 17×[x,y,v]) or OpenPose-format (people[].pose_keypoints_2d) JSON.")
+@click.option("--image", "image_path", default=None, type=click.Path(),
+              help="A photo or a folder of photos instead of --mask/--keypoints (needs: pip install 'lasor[photo]').")
+@click.option("--max-people", type=int, default=4, show_default=True, help="With --image: people per photo.")
+@click.option("--no-progress", is_flag=True, help="With an --image folder: no progress bar.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--focal", type=float, default=None, help="Focal length in pixels (default: 1.2 × the longer image side).")
 @click.option("--min-confidence", type=float, default=0.1, show_default=True, help="Keypoints below are treated as missing.")
 @click.option("--person", type=click.IntRange(0), default=0, show_default=True, help="Which person of the JSON to use.")
 @click.option("--debug", is_flag=True)
 @clean_errors
-def predict_main(checkpoint, mask_path, kp_path, out_dir, focal, min_confidence, person, debug):
-    """Predict SMPL pose/shape from a mask + keypoints: params JSON, OBJ mesh, overlay PNG."""
-    from lasor_trainer.predict import predict
+def predict_main(checkpoint, mask_path, kp_path, image_path, max_people, no_progress, out_dir, focal, min_confidence,
+                 person, debug):
+    """Predict SMPL pose/shape from a mask + keypoints, or from photos (--image): params JSON, OBJ mesh, overlay PNG."""
+    from lasor_shared.errors import LasorError
     from lasor_trainer.pretrained import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(checkpoint)
+    if image_path is not None:
+        if mask_path is not None or kp_path is not None:
+            raise LasorError("give either --image or --mask with --keypoints, not both")
+        from lasor_trainer.photo import run
+
+        out = run(image_path, out_dir, checkpoint, focal=focal, min_confidence=min_confidence, max_people=max_people,
+                  progress=not no_progress, echo=click.echo)
+        click.echo(json.dumps(out, indent=1))
+        return
+    if mask_path is None or kp_path is None:
+        raise LasorError("give --mask and --keypoints, or --image")
+    from lasor_trainer.predict import predict
+
     out = predict(checkpoint, mask_path, kp_path, out_dir, focal=focal, min_confidence=min_confidence, person=person)
     click.echo(json.dumps({k: v for k, v in out.items() if k.endswith("_path")}, indent=1))
 

@@ -176,7 +176,8 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
     write_obj(obj_path, verts_cam, bodies.pred.faces.astype(np.int64))
     overlay_path = os.path.join(out_dir, "overlay.png")
     _overlay(overlay_path, mask, kp, present, verts_cam, bodies.pred.faces, K)
-    return {"params": params, "params_path": params_path, "mesh_path": obj_path, "overlay_path": overlay_path}
+    return {"params": params, "params_path": params_path, "mesh_path": obj_path, "overlay_path": overlay_path,
+            "vertices": verts_cam, "faces": bodies.pred.faces.astype(np.int64)}
 
 
 def _overlay(path, mask, kp, present, verts_cam, faces, K):
