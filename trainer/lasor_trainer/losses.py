@@ -122,7 +122,7 @@ def render_silhouettes(renderer, vertices_rel, T, K, faces, tail_clip: float = 0
     if v.requires_grad and tail_clip > 0:
         v.register_hook(lambda g: _clip_tail(g, tail_clip))
     eye = torch.eye(3, device=v.device).expand(B, 3, 3)
-    return renderer.render_silhouettes(v, faces[None].expand(B, -1, -1), K=K.float(), R=eye,
+    return renderer.render_silhouettes(v, faces[None], K=K.float(), R=eye,
                                        t=torch.zeros(B, 1, 3, device=v.device))
 
 
@@ -136,7 +136,11 @@ def compute_losses(pred: dict, tgt: dict, batch: dict, bodies: Bodies, cfg: Loss
                    renderer=None, timer=None) -> tuple[torch.Tensor, dict, dict]:
     """(total loss, {name: detached value}, extras (predicted joints/vertices/T/silhouette))."""
     S = input_size
+    if timer is not None:
+        timer.start("body_pred")
     joints, verts, coco, _ = bodies.predict(pred["rotmats"], pred["betas"])
+    if timer is not None:
+        timer.stop("body_pred")
     T = cam_to_translation(pred["cam"], batch["K"], S)
     losses = {}
     losses["pose"] = F.mse_loss(pred["rotmats"], tgt["rotmats"])

@@ -25,6 +25,58 @@ _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
 # --------------------------------------------------------------------------------------------------
+# projection (camera_mode='projection' without distortion), fused, with its exact backward
+# --------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, **_OPTS)
+def project(verts, K, R, t, orig, eps, out):
+    """NDC (B, N, 3) of world vertices: P = R·v + t; x' = x/(z+eps), y' = y/(z+eps);
+    (u, v) = K·(x', y', 1); out = (2u/orig − 1, 1 − 2v/orig, z) — renderer.projection, fused."""
+    B, N = verts.shape[0], verts.shape[1]
+    for b in prange(B):
+        for i in range(N):
+            vx = np.float64(verts[b, i, 0])
+            vy = np.float64(verts[b, i, 1])
+            vz = np.float64(verts[b, i, 2])
+            x = R[b, 0, 0] * vx + R[b, 0, 1] * vy + R[b, 0, 2] * vz + t[b, 0, 0]
+            y = R[b, 1, 0] * vx + R[b, 1, 1] * vy + R[b, 1, 2] * vz + t[b, 0, 1]
+            z = R[b, 2, 0] * vx + R[b, 2, 1] * vy + R[b, 2, 2] * vz + t[b, 0, 2]
+            xs = x / (z + eps)
+            ys = y / (z + eps)
+            u = K[b, 0, 0] * xs + K[b, 0, 1] * ys + K[b, 0, 2]
+            v = K[b, 1, 0] * xs + K[b, 1, 1] * ys + K[b, 1, 2]
+            out[b, i, 0] = 2.0 * u / orig - 1.0
+            out[b, i, 1] = 1.0 - 2.0 * v / orig
+            out[b, i, 2] = z
+
+
+@njit(parallel=True, **_OPTS)
+def project_backward(verts, K, R, t, orig, eps, grad, out):
+    """∂L/∂verts (B, N, 3) of `project` given ∂L/∂NDC ``grad`` (camera held fixed)."""
+    B, N = verts.shape[0], verts.shape[1]
+    for b in prange(B):
+        for i in range(N):
+            vx = np.float64(verts[b, i, 0])
+            vy = np.float64(verts[b, i, 1])
+            vz = np.float64(verts[b, i, 2])
+            x = R[b, 0, 0] * vx + R[b, 0, 1] * vy + R[b, 0, 2] * vz + t[b, 0, 0]
+            y = R[b, 1, 0] * vx + R[b, 1, 1] * vy + R[b, 1, 2] * vz + t[b, 0, 1]
+            z = R[b, 2, 0] * vx + R[b, 2, 1] * vy + R[b, 2, 2] * vz + t[b, 0, 2]
+            d = z + eps
+            gu = np.float64(grad[b, i, 0]) * 2.0 / orig
+            gv = -np.float64(grad[b, i, 1]) * 2.0 / orig
+            gxs = gu * K[b, 0, 0] + gv * K[b, 1, 0]
+            gys = gu * K[b, 0, 1] + gv * K[b, 1, 1]
+            gx = gxs / d
+            gy = gys / d
+            gz = np.float64(grad[b, i, 2]) - (gxs * x + gys * y) / (d * d)
+            out[b, i, 0] = R[b, 0, 0] * gx + R[b, 1, 0] * gy + R[b, 2, 0] * gz
+            out[b, i, 1] = R[b, 0, 1] * gx + R[b, 1, 1] * gy + R[b, 2, 1] * gz
+            out[b, i, 2] = R[b, 0, 2] * gx + R[b, 1, 2] * gy + R[b, 2, 2] * gz
+
+
+# --------------------------------------------------------------------------------------------------
 # forward
 # --------------------------------------------------------------------------------------------------
 
