@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lasor_shared.numba_threads import kernel_threads
+
 _kernels = None
 
 
@@ -73,7 +75,8 @@ class _SkinCPU(torch.autograd.Function):
         A = A.detach().contiguous()
         v = v.detach().contiguous()
         out = torch.empty_like(v)
-        _cpu_kernels()[0](A.numpy(), v.numpy(), ptr.numpy(), joint.numpy(), weight.numpy(), out.numpy())
+        with kernel_threads():
+            _cpu_kernels()[0](A.numpy(), v.numpy(), ptr.numpy(), joint.numpy(), weight.numpy(), out.numpy())
         ctx.save_for_backward(A, v, ptr, joint, weight)
         return out
 
@@ -82,8 +85,9 @@ class _SkinCPU(torch.autograd.Function):
         A, v, ptr, joint, weight = ctx.saved_tensors
         gA = torch.zeros_like(A)
         gv = torch.empty_like(v)
-        _cpu_kernels()[1](A.numpy(), v.numpy(), ptr.numpy(), joint.numpy(), weight.numpy(),
-                          g.detach().float().contiguous().numpy(), gA.numpy(), gv.numpy())
+        with kernel_threads():
+            _cpu_kernels()[1](A.numpy(), v.numpy(), ptr.numpy(), joint.numpy(), weight.numpy(),
+                              g.detach().float().contiguous().numpy(), gA.numpy(), gv.numpy())
         return gA, gv, None, None, None
 
 

@@ -21,6 +21,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from lasor_shared.numba_threads import kernel_threads
+
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
@@ -444,23 +446,10 @@ def scatter_vertex_grads(faces, bounds, grad_faces, out):
 PARALLEL_MIN_WORK = 200_000
 
 
-class _threads:
-    """Context manager: numba threads for one kernel call (1 for small work, else the default)."""
-
-    def __init__(self, work: int):
-        self.n = 1 if work < PARALLEL_MIN_WORK else numba.config.NUMBA_NUM_THREADS
-        self.prev = None
-
-    def __enter__(self):
-        self.prev = numba.get_num_threads()
-        if self.n != self.prev:
-            numba.set_num_threads(self.n)
-        return self.n
-
-    def __exit__(self, *exc):
-        if numba.get_num_threads() != self.prev:
-            numba.set_num_threads(self.prev)
-        return False
+def _threads(work: int):
+    """Context manager for a block of kernel calls: 1 numba thread for small work, else numba's
+    default; numba's and torch's thread settings are restored afterwards."""
+    return kernel_threads(1 if work < PARALLEL_MIN_WORK else numba.config.NUMBA_NUM_THREADS)
 
 
 def _bands(batch: int, is_: int, nthreads: int) -> int:
@@ -468,6 +457,21 @@ def _bands(batch: int, is_: int, nthreads: int) -> int:
     want = 4 * nthreads
     nband = max(1, -(-want // max(batch, 1)))
     return int(min(nband, max(1, is_ // 8)))
+
+
+def project_vertices(verts, K, R, t, orig, eps):
+    """`project` on (B, N, 3) float32 vertices and float64 K, R (B, 3, 3), t (B, 1, 3) → NDC float32."""
+    out = np.empty_like(verts)
+    with _threads(verts.shape[0] * verts.shape[1]):
+        project(verts, K, R, t, orig, eps, out)
+    return out
+
+
+def project_vertices_backward(verts, K, R, t, orig, eps, grad):
+    out = np.empty_like(verts)
+    with _threads(verts.shape[0] * verts.shape[1]):
+        project_backward(verts, K, R, t, orig, eps, grad, out)
+    return out
 
 
 def forward(verts: np.ndarray, faces: np.ndarray, two_sided: bool, is_: int, near: float, far: float):

@@ -83,17 +83,14 @@ class _ProjectCPU(torch.autograd.Function):
     def forward(ctx, vertices, K, R, t, orig_size, eps):
         arrs = [x.detach().to(torch.float64).contiguous().numpy() for x in (K, R, t)]
         v = vertices.detach().contiguous()
-        out = torch.empty_like(v)
-        _ck().project(v.numpy(), *arrs, float(orig_size), float(eps), out.numpy())
         ctx.saved = (v, arrs, float(orig_size), float(eps))
-        return out
+        return torch.from_numpy(_ck().project_vertices(v.numpy(), *arrs, float(orig_size), float(eps)))
 
     @staticmethod
     def backward(ctx, grad):
         v, arrs, orig, eps = ctx.saved
-        out = torch.empty_like(v)
-        _ck().project_backward(v.numpy(), *arrs, orig, eps, grad.detach().float().contiguous().numpy(), out.numpy())
-        return out, None, None, None, None, None
+        g = grad.detach().float().contiguous().numpy()
+        return torch.from_numpy(_ck().project_vertices_backward(v.numpy(), *arrs, orig, eps, g)), None, None, None, None, None
 
 
 def _project(vertices, K, R, t, dist_coeffs, orig_size):
