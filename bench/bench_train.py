@@ -1,7 +1,17 @@
-"""Training throughput: samples/s and ms per step split into data, forward, renderer, backward (JSON).
+"""Training throughput: samples/s and ms per step split by phase (JSON).
 
     python bench/bench_train.py --data DATASET [--config trainer/configs/demo.yaml] [--steps 30]
-        [--device cpu|cuda] [--out bench/results/train.json]
+        [--device cpu|cuda] [--out bench/results/train.json] [--baseline-src OLD_CHECKOUT [--rounds 2]]
+
+Phases (whatever the trainer's timer reports; today): data, forward (network), body_gt (ground-truth
+body model), body_pred (the prediction's body model forward), renderer (silhouette forward), losses,
+backward (all backward passes: network, body model, renderer), optimizer (clipping, Adam, schedule).
+Besides wall time it records the main process's CPU seconds per step, which is less sensitive to
+other jobs on a shared machine.
+
+--baseline-src runs the same measurement with the trainer of another checkout (e.g. `git worktree add
+/tmp/old <commit>`), alternating baseline and this tree `--rounds` times in one invocation, and
+writes {"baseline": ..., "current": ..., "speedup": ...}: a before/after under the same conditions.
 
 Also measures the data path alone (read + crop + augment + proxy, samples/s in one process) so that
 "data loading is never the bottleneck" is a number: data_samples_per_s / train_samples_per_s.
@@ -11,6 +21,9 @@ import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -26,7 +39,11 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", action="append", default=[], help="section.field=value overrides")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--baseline-src", default=None, help="another checkout's root: measure its trainer too")
+    ap.add_argument("--rounds", type=int, default=1, help="with --baseline-src: alternations of baseline/current")
     a = ap.parse_args()
+    if a.baseline_src:
+        return compare(a)
 
     from lasor_trainer.config import load_config, parse_value
     from lasor_trainer.data import ShardDataset, open_dataset
@@ -52,7 +69,9 @@ def main():
         train(a.data, os.path.join(tmp, "w"), cfg, progress=False, verify=False)  # compile numba, warm caches
         cfg.optim.steps = a.steps
         t = time.perf_counter()
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         s = train(a.data, os.path.join(tmp, "r"), cfg, progress=False, verify=False)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.perf_counter() - t
     steps = s["step"]
     per_step = {k: 1000 * v / steps for k, v in s["timing_s"].items()}
@@ -65,10 +84,41 @@ def main():
         "silhouette_size": cfg.loss.silhouette_size, "model_width": cfg.model.width, "steps": steps,
         "ms_per_step": per_step, "ms_per_step_total": sum(per_step.values()),
         "train_samples_per_s": train_sps, "wall_s_incl_setup": wall,
+        "cpu_s_per_step_main_process": (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / steps,
         "data_samples_per_s_one_process": data_sps,
         "data_headroom": data_sps / train_sps,
         "num_workers": cfg.data.num_workers,
     }
+    print(json.dumps(res, indent=1))
+    if a.out:
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+def compare(a):
+    here = os.path.dirname(os.path.abspath(__file__))
+    roots = {"baseline": os.path.abspath(a.baseline_src), "current": os.path.dirname(here)}
+    args = ["--data", a.data, "--config", a.config, "--steps", str(a.steps), "--warmup", str(a.warmup),
+            "--device", a.device] + [x for kv in a.set for x in ("--set", kv)]
+    runs = {k: [] for k in roots}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.rounds):
+            for name, root in roots.items():
+                out = os.path.join(tmp, f"{name}{r}.json")
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    os.path.join(root, p) for p in ("shared", "trainer", "datagen")))
+                subprocess.run([sys.executable, os.path.abspath(__file__), *args, "--out", out], env=env, check=True,
+                               stdout=subprocess.DEVNULL)
+                with open(out) as f:
+                    runs[name].append(json.load(f))
+    best = {k: min(v, key=lambda r: r["ms_per_step_total"]) for k, v in runs.items()}  # least disturbed round
+    res = {"baseline_src": roots["baseline"], "rounds": a.rounds, "baseline": best["baseline"],
+           "current": best["current"],
+           "speedup_samples_per_s": best["current"]["train_samples_per_s"] / best["baseline"]["train_samples_per_s"],
+           "speedup_cpu_s_per_step": (best["baseline"]["cpu_s_per_step_main_process"]
+                                      / best["current"]["cpu_s_per_step_main_process"]),
+           "all_rounds_ms_per_step": {k: [r["ms_per_step_total"] for r in v] for k, v in runs.items()}}
     print(json.dumps(res, indent=1))
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -7,7 +7,11 @@ that never runs code) or, when no path is given, lasor's embedded free model bui
 The returned model is a `BodyModel` (a `smplx.SMPL` subclass) that also carries:
 - `keypoints(output)` → COCO-17 keypoints (B,17,3) of a forward pass,
 - `model_id` and `sha256` of the file it came from,
-- `output.joints` holds exactly the 24 SMPL joints.
+- `output.joints` holds exactly the 24 SMPL joints,
+- `skin(rotmats, betas)`: a lean forward pass from rotation matrices for training (same result as
+  the smplx call up to float rounding, several times faster: joints regressed from precomputed
+  joint shape blends, the pose-corrective blend skipped when posedirs are all zero, as in the
+  embedded model, and skinning as a sparse product with the few non-zero weights per vertex).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import smplx
 import torch
 
 from lasor_shared import safe_pickle
+from lasor_shared import skinning
 from lasor_shared.errors import LasorError
 from lasor_shared.hashing import sha256_file
 from lasor_shared.keypoints import COCO17_FROM_SMPL24, COCO17_NAMES, SMPL24_NAMES, SMPL_FACE_VERTEX_IDS
@@ -124,6 +129,46 @@ class BodyModel(smplx.SMPL):
         self.register_buffer("coco_vertex_weights", torch.tensor(cv, dtype=torch.float32))
         self.register_buffer("coco_joint_weights", torch.tensor(cj, dtype=torch.float32))
         self.meta = json.loads(str(data["lasor_meta"])) if "lasor_meta" in data else {}
+        self._init_lean()
+
+    def _init_lean(self):
+        """Constants of `skin`: joint shape blends, sparse skinning and keypoint weights."""
+        Jr = self.J_regressor.double()
+        self.register_buffer("lean_joint_template", (Jr @ self.v_template.double()).float(), persistent=False)
+        self.register_buffer("lean_joint_shapedirs",
+                             torch.einsum("jv,vcb->jcb", Jr, self.shapedirs.double()).float(), persistent=False)
+        self.has_pose_blend = bool(self.posedirs.abs().max() > 0)
+        w = self.lbs_weights
+        v_idx, j_idx = torch.nonzero(w, as_tuple=True)  # row-major: CSR by vertex
+        ptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
+        ptr[1:] = torch.cumsum(torch.bincount(v_idx, minlength=w.shape[0]), 0)
+        self.register_buffer("lean_skin_ptr", ptr, persistent=False)
+        self.register_buffer("lean_skin_joint", j_idx.to(torch.int64), persistent=False)
+        self.register_buffer("lean_skin_weight", w[v_idx, j_idx].contiguous(), persistent=False)
+        cols = torch.nonzero(self.coco_vertex_weights.abs().sum(0), as_tuple=True)[0]
+        self.register_buffer("lean_coco_vertices", cols, persistent=False)
+        self.register_buffer("lean_coco_weights", self.coco_vertex_weights[:, cols].contiguous(), persistent=False)
+
+    def skin(self, rotmats: torch.Tensor, betas: torch.Tensor):
+        """Lean forward pass: rotmats (B,24,3,3), betas (B,10) → vertices (B,V,3), joints (B,24,3).
+
+        No translation; equals `self(global_orient=rotmats[:, :1], body_pose=rotmats[:, 1:],
+        betas=betas, pose2rot=False)` (vertices, joints[:, :24]) up to float rounding."""
+        B, V = rotmats.shape[0], self.v_template.shape[0]
+        nb = betas.shape[1]
+        J = self.lean_joint_template + torch.einsum("bl,jcl->bjc", betas, self.lean_joint_shapedirs[..., :nb])
+        joints, A = smplx.lbs.batch_rigid_transform(rotmats, J, self.parents)
+        v = self.v_template + (betas @ self.shapedirs[..., :nb].reshape(V * 3, nb).T).reshape(B, V, 3)
+        if self.has_pose_blend:
+            eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
+            v = v + ((rotmats[:, 1:] - eye).reshape(B, -1) @ self.posedirs).reshape(B, V, 3)
+        verts = skinning.skin(A, v, self.lean_skin_ptr, self.lean_skin_joint, self.lean_skin_weight)
+        return verts, joints
+
+    def skin_keypoints(self, vertices: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:
+        """COCO-17 keypoints (B,17,3) from `skin`'s vertices and joints (same as `keypoints`)."""
+        return (torch.einsum("kv,bvc->bkc", self.lean_coco_weights, vertices[:, self.lean_coco_vertices])
+                + torch.einsum("kj,bjc->bkc", self.coco_joint_weights, joints))
 
     def keypoints(self, output) -> torch.Tensor:
         """COCO-17 keypoints (B,17,3) of a forward pass's vertices and joints."""

@@ -68,15 +68,12 @@ class Bodies:
         return self.models[gender]
 
     @staticmethod
-    def run(model, rotmats, betas):
-        """Root-relative (joints (B,24,3), vertices (B,V,3), coco (B,17,3)) and the pelvis (B,3)."""
-        B = rotmats.shape[0]
-        out = model(global_orient=rotmats[:, :1], body_pose=rotmats[:, 1:], betas=betas,
-                    transl=rotmats.new_zeros(B, 3), pose2rot=False)
-        joints = out.joints[:, :24]
-        coco = model.keypoints(out)
+    def run(model, rotmats, betas, with_coco=True):
+        """Root-relative (joints (B,24,3), vertices (B,V,3), coco (B,17,3) or None) and the pelvis (B,3)."""
+        verts, joints = model.skin(rotmats, betas)
+        coco = model.skin_keypoints(verts, joints) if with_coco else None
         root = joints[:, :1]
-        return joints - root, out.vertices - root, coco - root, root[:, 0]
+        return joints - root, verts - root, None if coco is None else coco - root, root[:, 0]
 
     def predict(self, rotmats, betas):
         return self.run(self.pred, rotmats, betas)
@@ -91,7 +88,7 @@ class Bodies:
         verts = None
         for g in gender.unique().tolist():
             sel = gender == g
-            j, v, _, _ = self.run(self.model_for(int(g)), rot[sel], betas[sel])
+            j, v, _, _ = self.run(self.model_for(int(g)), rot[sel], betas[sel], with_coco=False)
             if verts is None:
                 verts = torch.zeros(B, v.shape[1], 3, device=pose.device)
             joints[sel], verts[sel] = j, v
@@ -125,7 +122,7 @@ def render_silhouettes(renderer, vertices_rel, T, K, faces, tail_clip: float = 0
     if v.requires_grad and tail_clip > 0:
         v.register_hook(lambda g: _clip_tail(g, tail_clip))
     eye = torch.eye(3, device=v.device).expand(B, 3, 3)
-    return renderer.render_silhouettes(v, faces[None].expand(B, -1, -1), K=K.float(), R=eye,
+    return renderer.render_silhouettes(v, faces[None], K=K.float(), R=eye,
                                        t=torch.zeros(B, 1, 3, device=v.device))
 
 
@@ -139,7 +136,11 @@ def compute_losses(pred: dict, tgt: dict, batch: dict, bodies: Bodies, cfg: Loss
                    renderer=None, timer=None) -> tuple[torch.Tensor, dict, dict]:
     """(total loss, {name: detached value}, extras (predicted joints/vertices/T/silhouette))."""
     S = input_size
+    if timer is not None:
+        timer.start("body_pred")
     joints, verts, coco, _ = bodies.predict(pred["rotmats"], pred["betas"])
+    if timer is not None:
+        timer.stop("body_pred")
     T = cam_to_translation(pred["cam"], batch["K"], S)
     losses = {}
     losses["pose"] = F.mse_loss(pred["rotmats"], tgt["rotmats"])

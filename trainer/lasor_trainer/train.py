@@ -221,27 +221,32 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
             x = batch["input"]
             pred = net(x)
-        tgt = bodies.targets(batch)
-        with_sil = renderer is not None and step % cfg.loss.silhouette_every == 0
         timer.stop("forward")
-        # the renderer's time is measured inside compute_losses and moved out of "forward"
+        timer.start("body_gt")
+        tgt = bodies.targets(batch)
+        timer.stop("body_gt")
+        with_sil = renderer is not None and step % cfg.loss.silhouette_every == 0
+        # compute_losses times the prediction's body model and the renderer itself; the rest is "losses"
         t0 = time.perf_counter()
-        r0 = timer.total.get("renderer", 0.0)
+        inner0 = timer.total.get("body_pred", 0.0) + timer.total.get("renderer", 0.0)
         loss, parts, _ = compute_losses(pred, tgt, batch, bodies, cfg.loss, cfg.proxy.input_size,
                                         renderer if with_sil else None, timer)
-        timer.total["forward"] += (time.perf_counter() - t0) - (timer.total.get("renderer", 0.0) - r0)
+        inner = timer.total.get("body_pred", 0.0) + timer.total.get("renderer", 0.0) - inner0
+        timer.total["losses"] = timer.total.get("losses", 0.0) + time.perf_counter() - t0 - inner
         if not torch.isfinite(loss):
             raise LasorError(f"step {step}: the loss is not finite ({parts}); lower optim.lr or check the data")
         timer.start("backward")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        timer.stop("backward")
+        timer.start("optimizer")
         if cfg.optim.grad_clip > 0:
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         scaler.step(opt)
         scaler.update()
         sched.step()
-        timer.stop("backward")
+        timer.stop("optimizer")
         step += 1
         window_n += x.shape[0] * world
         if logf is not None:

@@ -21,7 +21,61 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from lasor_shared.numba_threads import kernel_threads
+
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# projection (camera_mode='projection' without distortion), fused, with its exact backward
+# --------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, **_OPTS)
+def project(verts, K, R, t, orig, eps, out):
+    """NDC (B, N, 3) of world vertices: P = R·v + t; x' = x/(z+eps), y' = y/(z+eps);
+    (u, v) = K·(x', y', 1); out = (2u/orig − 1, 1 − 2v/orig, z) — renderer.projection, fused."""
+    B, N = verts.shape[0], verts.shape[1]
+    for b in prange(B):
+        for i in range(N):
+            vx = np.float64(verts[b, i, 0])
+            vy = np.float64(verts[b, i, 1])
+            vz = np.float64(verts[b, i, 2])
+            x = R[b, 0, 0] * vx + R[b, 0, 1] * vy + R[b, 0, 2] * vz + t[b, 0, 0]
+            y = R[b, 1, 0] * vx + R[b, 1, 1] * vy + R[b, 1, 2] * vz + t[b, 0, 1]
+            z = R[b, 2, 0] * vx + R[b, 2, 1] * vy + R[b, 2, 2] * vz + t[b, 0, 2]
+            xs = x / (z + eps)
+            ys = y / (z + eps)
+            u = K[b, 0, 0] * xs + K[b, 0, 1] * ys + K[b, 0, 2]
+            v = K[b, 1, 0] * xs + K[b, 1, 1] * ys + K[b, 1, 2]
+            out[b, i, 0] = 2.0 * u / orig - 1.0
+            out[b, i, 1] = 1.0 - 2.0 * v / orig
+            out[b, i, 2] = z
+
+
+@njit(parallel=True, **_OPTS)
+def project_backward(verts, K, R, t, orig, eps, grad, out):
+    """∂L/∂verts (B, N, 3) of `project` given ∂L/∂NDC ``grad`` (camera held fixed)."""
+    B, N = verts.shape[0], verts.shape[1]
+    for b in prange(B):
+        for i in range(N):
+            vx = np.float64(verts[b, i, 0])
+            vy = np.float64(verts[b, i, 1])
+            vz = np.float64(verts[b, i, 2])
+            x = R[b, 0, 0] * vx + R[b, 0, 1] * vy + R[b, 0, 2] * vz + t[b, 0, 0]
+            y = R[b, 1, 0] * vx + R[b, 1, 1] * vy + R[b, 1, 2] * vz + t[b, 0, 1]
+            z = R[b, 2, 0] * vx + R[b, 2, 1] * vy + R[b, 2, 2] * vz + t[b, 0, 2]
+            d = z + eps
+            gu = np.float64(grad[b, i, 0]) * 2.0 / orig
+            gv = -np.float64(grad[b, i, 1]) * 2.0 / orig
+            gxs = gu * K[b, 0, 0] + gv * K[b, 1, 0]
+            gys = gu * K[b, 0, 1] + gv * K[b, 1, 1]
+            gx = gxs / d
+            gy = gys / d
+            gz = np.float64(grad[b, i, 2]) - (gxs * x + gys * y) / (d * d)
+            out[b, i, 0] = R[b, 0, 0] * gx + R[b, 1, 0] * gy + R[b, 2, 0] * gz
+            out[b, i, 1] = R[b, 0, 1] * gx + R[b, 1, 1] * gy + R[b, 2, 1] * gz
+            out[b, i, 2] = R[b, 0, 2] * gx + R[b, 1, 2] * gy + R[b, 2, 2] * gz
 
 
 # --------------------------------------------------------------------------------------------------
@@ -392,23 +446,10 @@ def scatter_vertex_grads(faces, bounds, grad_faces, out):
 PARALLEL_MIN_WORK = 200_000
 
 
-class _threads:
-    """Context manager: numba threads for one kernel call (1 for small work, else the default)."""
-
-    def __init__(self, work: int):
-        self.n = 1 if work < PARALLEL_MIN_WORK else numba.config.NUMBA_NUM_THREADS
-        self.prev = None
-
-    def __enter__(self):
-        self.prev = numba.get_num_threads()
-        if self.n != self.prev:
-            numba.set_num_threads(self.n)
-        return self.n
-
-    def __exit__(self, *exc):
-        if numba.get_num_threads() != self.prev:
-            numba.set_num_threads(self.prev)
-        return False
+def _threads(work: int):
+    """Context manager for a block of kernel calls: 1 numba thread for small work, else numba's
+    default; numba's and torch's thread settings are restored afterwards."""
+    return kernel_threads(1 if work < PARALLEL_MIN_WORK else numba.config.NUMBA_NUM_THREADS)
 
 
 def _bands(batch: int, is_: int, nthreads: int) -> int:
@@ -416,6 +457,21 @@ def _bands(batch: int, is_: int, nthreads: int) -> int:
     want = 4 * nthreads
     nband = max(1, -(-want // max(batch, 1)))
     return int(min(nband, max(1, is_ // 8)))
+
+
+def project_vertices(verts, K, R, t, orig, eps):
+    """`project` on (B, N, 3) float32 vertices and float64 K, R (B, 3, 3), t (B, 1, 3) → NDC float32."""
+    out = np.empty_like(verts)
+    with _threads(verts.shape[0] * verts.shape[1]):
+        project(verts, K, R, t, orig, eps, out)
+    return out
+
+
+def project_vertices_backward(verts, K, R, t, orig, eps, grad):
+    out = np.empty_like(verts)
+    with _threads(verts.shape[0] * verts.shape[1]):
+        project_backward(verts, K, R, t, orig, eps, grad, out)
+    return out
 
 
 def forward(verts: np.ndarray, faces: np.ndarray, two_sided: bool, is_: int, near: float, far: float):

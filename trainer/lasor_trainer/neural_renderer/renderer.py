@@ -75,6 +75,32 @@ def projection(vertices, K, R, t, dist_coeffs=None, orig_size=1024, eps=1e-9):
     return torch.stack([u, v, z], dim=-1)
 
 
+class _ProjectCPU(torch.autograd.Function):
+    """`projection` without distortion as one CPU kernel (and one for the backward); the camera
+    (K, R, t) is held fixed — callers whose camera needs a gradient use the torch ops."""
+
+    @staticmethod
+    def forward(ctx, vertices, K, R, t, orig_size, eps):
+        arrs = [x.detach().to(torch.float64).contiguous().numpy() for x in (K, R, t)]
+        v = vertices.detach().contiguous()
+        ctx.saved = (v, arrs, float(orig_size), float(eps))
+        return torch.from_numpy(_ck().project_vertices(v.numpy(), *arrs, float(orig_size), float(eps)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, arrs, orig, eps = ctx.saved
+        g = grad.detach().float().contiguous().numpy()
+        return torch.from_numpy(_ck().project_vertices_backward(v.numpy(), *arrs, orig, eps, g)), None, None, None, None, None
+
+
+def _project(vertices, K, R, t, dist_coeffs, orig_size):
+    """`projection`, through the fused CPU kernel when it applies (CPU float32, no distortion, fixed camera)."""
+    if (vertices.device.type == "cpu" and vertices.dtype == torch.float32 and dist_coeffs is None
+            and not (K.requires_grad or R.requires_grad or t.requires_grad)):
+        return _ProjectCPU.apply(vertices, K, R, t, orig_size, 1e-9)
+    return projection(vertices, K, R, t, dist_coeffs, orig_size)
+
+
 def vertices_to_faces(vertices, faces):
     """(B, N, 3) vertices, (B, F, 3) indices → (B, F, 3, 3) face vertex coordinates."""
     B = vertices.shape[0]
@@ -397,7 +423,7 @@ class Renderer(torch.nn.Module):
         orig = self.orig_size if orig_size is None else orig_size
         if not (isinstance(orig, (int, float, np.integer, np.floating)) and orig > 0):
             _bad(f"orig_size must be a positive number, got {orig!r}")
-        return projection(vertices, K, R, t, dc, float(orig))
+        return _project(vertices, K, R, t, dc, float(orig))
 
     def _render(self, what, vertices, faces, K, R, t, dist_coeffs, orig_size):
         faces = _check_mesh(vertices, faces)
