@@ -10,9 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from lasor_trainer import synthetic
 from lasor_trainer.cli import predict_main
-from lasor_trainer.config import load_config
 
 HERE = os.path.dirname(__file__)
 PHOTO = os.path.join(HERE, "data", "real", "coco_000000000785.jpg")
@@ -34,14 +32,8 @@ needs_detector = pytest.mark.skipif(not _has_photo_extra() and os.environ.get("C
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from lasor_trainer.losses import Bodies
-    from lasor_trainer.train import train
-
-    root = tmp_path_factory.mktemp("ck")
-    data = synthetic.write_dataset(str(root / "ds"), Bodies().pred, n_shards=2, per_shard=8, size=64)
-    train(data, str(root / "run"), load_config(CONFIG, {"optim.steps": 2}), progress=False)
-    return str(root / "run" / "best.pt")
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture
