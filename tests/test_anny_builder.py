@@ -66,7 +66,7 @@ def test_posing_matches_anny(anny_model, smpl):
     pose[:, :3] = rng.normal(0, 0.5, (B, 3))
     phen = ab.sample_phenotypes(anny_model, B, "neutral", seed=99)
     labels = list(anny_model.bone_labels)
-    coeffs = anny_model._get_phenotype_blendshape_coefficients(phen, phen.new_zeros(B, 0), phen.new_zeros(B, 0))
+    coeffs = ab.blendshape_coefficients(anny_model, phen)
     rest = anny_model.get_rest_model(coeffs)
     tpose = ab.tpose_world_rotations(rest["rest_bone_heads"].numpy(), labels, anny_model.bone_parents)
     C = ab.ANNY_TO_SMPL
