@@ -58,12 +58,15 @@ def show(path, gender, out_png, size):
 @click.option("--shapes", "n_shapes", default=600, show_default=True, help="Sampled adult bodies for PCA and J_regressor.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--cache-dir", default=None, help="anny's cache (ANNY_CACHE_DIR); the first build takes minutes.")
+@click.option("--histograms", "histograms_png", default=None, type=click.Path(dir_okay=False),
+              help="Also write the sampled population's height and BMI histograms to this PNG.")
 @clean_errors
-def build(out_path, gender, n_shapes, seed, cache_dir):
+def build(out_path, gender, n_shapes, seed, cache_dir, histograms_png):
     """Build an SMPL-format body model from the free anny model (needs `pip install 'lasor[anny]'`)."""
     from lasor_shared.anny_builder import build_from_anny
 
-    build_from_anny(out_path, gender=gender, n_shapes=n_shapes, seed=seed, cache_dir=cache_dir, log=click.echo)
+    build_from_anny(out_path, gender=gender, n_shapes=n_shapes, seed=seed, cache_dir=cache_dir,
+                    histograms_png=histograms_png, log=click.echo)
 
 
 # ---------------------------------------------------------------- poses

@@ -1,4 +1,4 @@
-"""A contact sheet of a body model: shapes (betas ±2σ) and poses, front and side, via pyrender."""
+"""A contact sheet of a body model: shapes (each of the 10 betas at ±2σ) and poses, front and side, via pyrender."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def body_model_sheet(model, out_png: str, size: int = 256):
 
     K = intrinsics(size * 1.6, size, size)
     cells = []
-    for k in range(3):
+    for k in range(min(10, model.shapedirs.shape[-1])):  # every shape component, two per row
         for sign in (-2, 2):
             b = np.zeros(10)
             b[k] = sign

