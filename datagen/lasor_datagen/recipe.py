@@ -79,6 +79,7 @@ class ShapesCfg:
 
 @dataclass
 class CameraCfg:
+    azimuth_deg: tuple[float, float] = (0.0, 360.0)  # around the body, 0 = in front; stratified over the range
     elevation_deg: tuple[float, float] = (-10.0, 35.0)
     roll_deg: tuple[float, float] = (-10.0, 10.0)
     distance: tuple[float, float] = (2.5, 6.0)      # metres; raised when the body would not fit
@@ -88,6 +89,9 @@ class CameraCfg:
     max_truncation: float = field(default=0.25, metadata={"ge": 0.0, "le": 0.6})  # × body bbox size
 
     def validate(self, where):
+        lo, hi = self.azimuth_deg
+        if not (-360 <= lo < hi <= 720 and hi - lo <= 360):
+            raise LasorError(f"{where}.azimuth_deg: need -360 <= min < max <= 720 spanning at most 360°, got [{lo}, {hi}]")
         for name in ("elevation_deg", "roll_deg"):
             lo, hi = getattr(self, name)
             if lo < -80 or hi > 80:

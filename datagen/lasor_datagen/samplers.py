@@ -66,9 +66,11 @@ def fast_project(points, K, R, t):
         return x[:, :2] / z[:, None], z
 
 
-def stratified_azimuths(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n azimuths covering [0, 2π): one per equal stratum, in random order."""
-    return (rng.permutation(n) + rng.uniform(size=n)) / n * 2 * np.pi
+def stratified_azimuths(rng: np.random.Generator, n: int, range_deg=(0.0, 360.0)) -> np.ndarray:
+    """n azimuths (radians, in [0, 2π)) covering `range_deg`: one per equal stratum, in random order."""
+    lo, hi = np.deg2rad(range_deg[0]), np.deg2rad(range_deg[1])
+    a = (rng.permutation(n) + rng.uniform(size=n)) / n
+    return np.mod(lo + a * (hi - lo), 2 * np.pi)
 
 
 def sample_betas(rng, std: float) -> np.ndarray:

@@ -195,7 +195,7 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
     final = os.path.join(out_dir, shard_name(index))
     tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     rng = np.random.default_rng(np.random.SeedSequence([r.seed, index]))
-    azimuths = stratified_azimuths(rng, n)
+    azimuths = stratified_azimuths(rng, n, r.camera.azimuth_deg)
     stats = ShardStats()
     timing["setup"] += time.perf_counter() - t0
     try:
