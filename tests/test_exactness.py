@@ -46,7 +46,7 @@ for fill_back in (False, True):
     sil = render_silhouettes(r, v, T, K, bodies.faces, 3.0)
     target = (torch.arange(48 * 48).reshape(48, 48) % 7 < 3).float()
     ((sil - target) ** 2).sum().backward()
-    out[f"sil{int(fill_back)}"], out[f"gsil{int(fill_back)}"] = sil.numpy(), v.grad.numpy()
+    out[f"sil{int(fill_back)}"], out[f"gsil{int(fill_back)}"] = sil.detach().numpy(), v.grad.numpy()
 r = Renderer(image_size=32, anti_aliasing=True, camera_mode="projection", orig_size=64)
 v = verts.detach().clone().requires_grad_()
 eye = torch.eye(3).expand(B, 3, 3)
