@@ -216,3 +216,22 @@ def test_import_cli_writes_a_pose_source_recipes_mix_with_the_library(tmp_path):
     assert 15 < from_mocap < 45
     missing = CliRunner().invoke(main, ["poses", "import", str(tmp_path / "none"), "--out", str(out)])
     assert missing.exit_code == 2 and "no such file or folder" in missing.output
+
+
+def test_import_of_a_folder_skips_bad_clips_only_when_asked(tmp_path):
+    clips = tmp_path / "clips" / "subject01"
+    clips.mkdir(parents=True)
+    (clips / "good.bvh").write_text(_CHAIN.replace("Hips", "Hip"))      # a 2-joint skeleton with a joint map
+    (clips / "broken.bvh").write_text(_CHAIN.replace("Frames: 2", "Frames: 5"))
+    jm = tmp_path / "map.yaml"
+    jm.write_text("joints: {pelvis: Hip, left_shoulder: Arm}\n")
+    out = tmp_path / "set.npz"
+    stop = CliRunner().invoke(main, ["poses", "import", str(tmp_path / "clips"), "--out", str(out), "--joint-map", str(jm)])
+    assert stop.exit_code == 2 and "broken.bvh" in stop.output and not out.exists()
+    go = CliRunner().invoke(main, ["poses", "import", str(tmp_path / "clips"), "--out", str(out), "--joint-map",
+                                   str(jm), "--skip-bad", "--min-change-deg", "0"])
+    assert go.exit_code == 0, go.output
+    assert "warning: skipped" in go.output and "broken.bvh" in go.output and "not measured" in go.output
+    with np.load(out) as z:
+        assert z["poses"].shape == (2, 72) and list(z["source"]) == ["good.bvh"] * 2
+        assert np.allclose(z["mocap_framerate"], 25.0)

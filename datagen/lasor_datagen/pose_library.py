@@ -270,7 +270,7 @@ def _lying_back(add):
     add("lie_back_star", P().orient(back).hip(0, 25).knee(3).arm(25, 0, 10))
     add("lie_back_one_knee", P().orient(back).hip(55, 5, side="l").knee(100, side="l").hip(0, 4, side="r").knee(3, side="r").arm(70, 0, 10))
     add("lie_back_reading", P().orient(back).legs_straight().head(40).arm(60, 80, 90).spine(10))
-    add("lie_back_legs_crossed_ankles", P().orient(back).hip(0, 0).knee(5).ankle(-20).arm(80, 10, 60, 15))
+    add("lie_back_arms_bent", P().orient(back).hip(0, 0).knee(5).ankle(-20).arm(80, 10, 60, 15))
     add("lie_back_arm_over_eyes", P().orient(back).legs_straight(5).arm(-30, 60, 140, side="r").arm(80, 0, 10, side="l"))
     add("lie_back_situp", P().orient(back).hip(70, 10).knee(100).spine(45).head(25).arm(60, 40, 140, -20))
 
