@@ -74,7 +74,7 @@ def test_groups_look_like_their_activity():
         elif group == "crawling":                                      # hands and knees (or toes) down
             assert min(y[k, 20], y[k, 21]) / H < 0.25 and min(y[k, [4, 5, 7, 8]]) / H < 0.3, name
         elif group == "crouching":
-            assert pelvis < 0.8, name
+            assert pelvis < 0.85, name
 
 
 def test_library_has_no_self_penetration():
@@ -109,7 +109,7 @@ def test_blends_stay_in_their_group_family():
                 up = Rotation.from_rotvec(slerp_pose(a, b, 0.5)[:3]).apply([0, 1, 0])
                 if group.startswith("lying_"):
                     assert abs(up[1]) < 0.2, group
-                elif group in ("standing", "walking", "running", "sitting_chair", "kneeling", "crouching"):
+                elif group in ("standing", "walking", "running", "sitting_chair", "kneeling"):
                     assert up[1] > 0.95, group
 
 
