@@ -183,3 +183,24 @@ def test_sampler_mixes_sources(tmp_path):
     kick = load_pose_file("array", str(tmp_path / "one.npy"))[0]
     hits = sum(np.allclose(s.sample(rng), kick) for _ in range(200))
     assert 110 < hits < 190
+
+
+def test_poses_cli_lists_and_renders_group_sheets(tmp_path):
+    import os
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from lasor_datagen.cli import main
+
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    listed = CliRunner().invoke(main, ["poses", "list"])
+    assert listed.exit_code == 0 and f"{len(LIBRARY_NAMES)} poses in {len(set(LIBRARY_GROUPS))} groups" in listed.output
+    result = CliRunner().invoke(main, ["poses", "sheet", "--out", str(tmp_path), "--group", "crawling", "--size", "64"])
+    assert result.exit_code == 0, result.output
+    n = LIBRARY_GROUPS.count("crawling")
+    with Image.open(tmp_path / "poses-crawling.png") as im:
+        assert im.size == (5 * 2 * 64, ((n + 4) // 5) * 64 + 20)
+        assert len(set(im.convert("L").getdata())) > 20               # bodies were drawn, not a blank page
+    bad = CliRunner().invoke(main, ["poses", "sheet", "--out", str(tmp_path), "--group", "yoga"])
+    assert bad.exit_code == 2 and "unknown pose group(s) yoga" in bad.output
