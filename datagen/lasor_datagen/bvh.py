@@ -386,7 +386,7 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray):
     return s, R, md - s * R @ ms
 
 
-def retarget_error(bvh: BVH, joint_map: dict, frames: np.ndarray, smpl_joints: np.ndarray) -> dict:
+def retarget_error(bvh: BVH, joint_map: dict, frames: np.ndarray, smpl_joints: np.ndarray) -> dict | None:
     """Joint position error of retargeted SMPL bodies against the BVH's own joints (FK).
 
     Each frame's joints are centred on their centroid (the two skeletons' roots are different points);
@@ -396,7 +396,7 @@ def retarget_error(bvh: BVH, joint_map: dict, frames: np.ndarray, smpl_joints: n
     """
     names = [n for n in POSITION_JOINTS if n in joint_map["joints"]]
     if len(names) < 4:
-        raise LasorError(f"{bvh.path}: the joint map maps fewer than 4 limb joints; cannot measure the error")
+        return None                             # too few limb joints mapped to measure anything
     si = [SMPL24_NAMES.index(n) for n in names]
     bi = [bvh.index(joint_map["joints"][n]) for n in names]
     _, Pb = forward_kinematics(bvh, frames)
@@ -411,12 +411,11 @@ def retarget_error(bvh: BVH, joint_map: dict, frames: np.ndarray, smpl_joints: n
 
 
 def import_bvh(path: str, joint_map: dict, smpl_rest_joints: np.ndarray, min_change_deg: float = 5.0):
-    """(poses (N,72), frame indices (N,), frame time) of one BVH clip after retargeting and thinning."""
+    """(the parsed BVH, poses (N,72), their frame indices (N,)) of one clip, retargeted and thinned."""
     bvh = read_bvh(path)
-    rt = Retargeter(bvh, joint_map, smpl_rest_joints)
-    poses = rt.poses()
+    poses = Retargeter(bvh, joint_map, smpl_rest_joints).poses()
     keep = select_frames(poses, np.deg2rad(min_change_deg))
-    return poses[keep], keep, bvh.frame_time
+    return bvh, poses[keep], keep
 
 
 def write_pose_set(out: str, poses: np.ndarray, sources: list, frames: np.ndarray, fps: np.ndarray):

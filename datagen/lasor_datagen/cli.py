@@ -135,8 +135,7 @@ def poses_import(inputs, out_path, joint_map, min_change_deg, skip_bad, sheet_pn
     import numpy as np
     import torch
 
-    from lasor_datagen.bvh import (Retargeter, import_bvh, read_bvh, read_joint_map, retarget_error,
-                                   write_pose_set)
+    from lasor_datagen.bvh import import_bvh, read_joint_map, retarget_error, write_pose_set
     from lasor_shared.body_model import load_body_model
     from lasor_shared.errors import LasorError
 
@@ -163,27 +162,30 @@ def poses_import(inputs, out_path, joint_map, min_change_deg, skip_bad, sheet_pn
     all_poses, sources, frames, fps = [], [], [], []
     for path in files:
         try:
-            poses, keep, frame_time = import_bvh(path, jmap, rest, min_change_deg)
-            bvh = read_bvh(path) if sheet_png and not all_poses else None
+            bvh, poses, keep = import_bvh(path, jmap, rest, min_change_deg)
         except LasorError as e:
             if not skip_bad:
                 raise
             click.echo(f"warning: skipped {e}", err=True)
             continue
-        err = retarget_error(read_bvh(path) if bvh is None else bvh, jmap, keep, smpl_joints(poses))
-        click.echo(f"{path}: kept {len(keep)} frames; joint error {err['mean_mm']:.1f} mm mean, "
-                   f"{err['p95_mm']:.1f} mm p95 (scale {err['scale']:.4f} m per unit)")
-        if bvh is not None:
-            from lasor_datagen.gl import select_gl_platform
-            from lasor_datagen.showcase import mocap_sheet
+        err = retarget_error(bvh, jmap, keep, smpl_joints(poses))
+        click.echo(f"{path}: kept {len(keep)} frames; " + (
+            f"joint error {err['mean_mm']:.1f} mm mean, {err['p95_mm']:.1f} mm p95 (scale {err['scale']:.4f} m "
+            "per unit)" if err else "joint error not measured (fewer than 4 limb joints mapped)"))
+        if sheet_png and not all_poses:
+            if err is None:
+                click.echo("no sheet: it needs at least 4 mapped limb joints to align the skeletons", err=True)
+            else:
+                from lasor_datagen.gl import select_gl_platform
+                from lasor_datagen.showcase import mocap_sheet
 
-            select_gl_platform()
-            w, h = mocap_sheet(model, bvh, jmap, keep, poses, err, sheet_png)
-            click.echo(f"wrote {sheet_png} ({w}x{h})")
+                select_gl_platform()
+                w, h = mocap_sheet(model, bvh, jmap, keep, poses, err, sheet_png)
+                click.echo(f"wrote {sheet_png} ({w}x{h})")
         all_poses.append(poses)
         sources += [os.path.basename(path)] * len(poses)
         frames.append(keep)
-        fps += [1.0 / frame_time] * len(poses)
+        fps += [1.0 / bvh.frame_time] * len(poses)
     if not all_poses:
         raise LasorError("no clip could be imported")
     poses = np.concatenate(all_poses)

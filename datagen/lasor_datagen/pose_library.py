@@ -85,6 +85,17 @@ class P:
         self.p[0] = rotvec(*ops)
         return self
 
+    def lean(self, deg):
+        """Pitch the pelvis forward by deg while the thighs keep their direction (call after the hips).
+
+        The hip angles given before are then the thighs' angles to the upright body axis, and the
+        trunk leans over the feet as in a real squat or stoop."""
+        R = Rotation.from_rotvec(rotvec(("x", deg)))
+        self.p[0] = (Rotation.from_rotvec(self.p[0]) * R).as_rotvec()
+        for h in ("left_hip", "right_hip"):
+            self.p[J[h]] = (R.inv() * Rotation.from_rotvec(self.p[J[h]])).as_rotvec()
+        return self
+
     # ---- common limb configurations
     def arm(self, down=75.0, fwd=0.0, elbow=10.0, twist=0.0, side=None):
         return self.shoulder(down, fwd, twist, side).elbow(elbow, side)
@@ -133,8 +144,8 @@ class P:
         return self.hip(fwd, side=lead).knee(knee_lead, side=lead).hip(-back, side=trail).knee(knee_back, side=trail)
 
     def squat(self, depth=1.0, abd=15.0):
-        """depth 0: standing, 1: deep squat (heels down)."""
-        return self.hip(115 * depth, abd).knee(130 * depth).ankle(35 * depth).spine(25 * depth)
+        """depth 0: standing, 1: deep squat (heels down, trunk leaning over the feet)."""
+        return self.hip(95 * depth, abd).knee(125 * depth).ankle(35 * depth).lean(30 * depth).spine(15 * depth)
 
     def chair(self, knee=90.0, hip=90.0, abd=6.0):
         """Seated on a chair: thighs horizontal, shins down (the body floats over a seat)."""
@@ -237,12 +248,12 @@ def _crouching(add):
     add("squat_deep", P().squat(1.0).arm(80, 95, 20))
     add("squat_half", P().squat(0.6).arm(85, 90, 10))
     add("squat_arms_on_knees", P().squat(0.95, 25).arm(75, 55, 60))
-    add("crouch_hide", P().squat(1.0, 10).spine(35).arm(55, 40, 140, 20).head(20))
+    add("crouch_hide", P().squat(1.0, 10).spine(35).arm(20, 50, 140, 0).head(20))
     add("crouch_one_hand_down", P().squat(0.95).arm(60, 40, 10, side="r").arm(60, 60, 60, side="l"))
-    add("crouch_tie_shoe", P().hip(105, 10, side="l").knee(125, side="l").ankle(30, side="l").hip(20, 5, side="r").knee(115, side="r").ankle(-30, side="r").spine(40).arm(60, 70, 20).head(25))
-    add("squat_wide_sumo", P().hip(85, 35, 25).knee(100).ankle(20).spine(10).arm(80, 40, 80))
+    add("crouch_tie_shoe", P().hip(90, 10, side="l").knee(125, side="l").ankle(30, side="l").hip(20, 5, side="r").knee(115, side="r").ankle(-30, side="r").lean(30).spine(25).arm(60, 70, 20).head(25))
+    add("squat_wide_sumo", P().hip(85, 35, 10).knee(100).ankle(20).lean(20).arm(80, 40, 80))
     add("crouch_low_ready", P().squat(0.7, 18).spine(20).arm(70, 40, 80))
-    add("squat_heels_up", P().hip(110, 18).knee(140).ankle(-10).spine(20).arm(80, 60, 50))
+    add("squat_heels_up", P().hip(100, 18).knee(140).ankle(-10).lean(20).spine(10).arm(80, 60, 50))
     add("crouch_look_up", P().squat(0.9).head(-40).spine(10).arm(75, 60, 60))
 
 
@@ -270,7 +281,7 @@ def _lying_back(add):
     add("lie_back_star", P().orient(back).hip(0, 25).knee(3).arm(25, 0, 10))
     add("lie_back_one_knee", P().orient(back).hip(55, 5, side="l").knee(100, side="l").hip(0, 4, side="r").knee(3, side="r").arm(70, 0, 10))
     add("lie_back_reading", P().orient(back).legs_straight().head(40).arm(60, 80, 90).spine(10))
-    add("lie_back_legs_crossed_ankles", P().orient(back).hip(0, 0).knee(5).ankle(-20).arm(80, 10, 60, 15))
+    add("lie_back_arms_bent", P().orient(back).hip(0, 0).knee(5).ankle(-20).arm(80, 10, 60, 15))
     add("lie_back_arm_over_eyes", P().orient(back).legs_straight(5).arm(-30, 60, 140, side="r").arm(80, 0, 10, side="l"))
     add("lie_back_situp", P().orient(back).hip(70, 10).knee(100).spine(45).head(25).arm(60, 40, 140, -20))
 
@@ -310,17 +321,17 @@ def _crawling(add):
 
 
 def _bending(add):
-    add("bend_touch_toes", P().legs_straight().hip(70).spine(70).arm(80, 80, 5).head(20))
-    add("bend_pick_up_squat", P().hip(100, 12).knee(110).ankle(30).spine(40).arm(60, 80, 10).head(10))
-    add("bend_pick_up_stoop", P().hip(60, 6).knee(20).spine(60).arm(80, 90, 10).head(-10))
-    add("bend_pick_up_one_hand", P().hip(50, side="l").knee(40, side="l").hip(40, side="r").knee(10, side="r").spine(55, 0, -5).arm(85, 80, 5, side="r").arm(70, 10, 30, side="l"))
-    add("bend_golfer_pick", P().hip(90, side="l").knee(8, side="l").hip(-30, side="r").knee(0, side="r").spine(30).arm(85, 90, 5, side="l").arm(30, -50, 10, side="r").head(-10))
-    add("bend_lift_box", P().hip(80, 15).knee(80).ankle(20).spine(35).arm(90, 70, 15))
-    add("bend_sweep", P().hip(25).knee(15).spine(30, -20).arm(70, 50, 20, 0, side="l").arm(85, 40, 40, 0, side="r"))
-    add("bend_garden", P().hip(75, 12).knee(50).spine(55).arm(65, 80, 20).head(-5))
+    add("bend_touch_toes", P().legs_straight().lean(85).spine(45).arm(70, 95, 5).head(10))
+    add("bend_pick_up_squat", P().hip(90, 12).knee(115).ankle(30).lean(30).spine(30).arm(60, 80, 10).head(10))
+    add("bend_pick_up_stoop", P().hip(10, 6).knee(20).lean(70).spine(40).arm(80, 100, 10).head(-10))
+    add("bend_pick_up_one_hand", P().hip(20, side="l").knee(40, side="l").hip(10, side="r").knee(10, side="r").lean(55).spine(30, 0, -5).arm(85, 80, 5, side="r").arm(70, 10, 30, side="l"))
+    add("bend_golfer_pick", P().hip(0, side="l").knee(8, side="l").hip(-75, side="r").knee(0, side="r").lean(80).spine(10).arm(85, 90, 5, side="l").arm(30, -50, 10, side="r").head(-30))
+    add("bend_lift_box", P().hip(80, 15).knee(90).ankle(25).lean(30).spine(20).arm(90, 70, 15))
+    add("bend_sweep", P().hip(10).knee(15).lean(20).spine(15, -20).arm(70, 50, 20, 0, side="l").arm(85, 40, 40, 0, side="r"))
+    add("bend_garden", P().hip(40, 12).knee(50).ankle(15).lean(50).spine(35).arm(65, 80, 20).head(-5))
     add("bend_side_stretch", P().stance(10).spine(0, 0, 30).arms_up(10, 10, side="r").arm(85, 0, 10, side="l"))
     add("bend_back_arch", P().stance(8).spine(-25).head(-25).hands_on_hips())
-    add("bend_look_under", P().hip(70, 12).knee(75).ankle(25).spine(65).head(-35).arm(65, 80, 20))
+    add("bend_look_under", P().hip(75, 12).knee(90).ankle(25).lean(45).spine(40).head(-35).arm(50, 90, 20))
 
 
 def _reaching_carrying(add):
@@ -354,11 +365,11 @@ def _sports(add):
     add("bat_follow_through", P().stance(20, 15).spine(10, -45).arm(40, 80, 90, 0, side="l").arm(40, 90, 110, 0, side="r").head(0, -20))
     add("tennis_serve", P().stance(12, 15).spine(-20).arms_up(5, 40, side="r").arm(-30, 20, 10, 0, side="l").head(-35))
     add("tennis_forehand", P().step("l", 25, 10, 30, 15).spine(15, -30).arm(40, 60, 20, 0, side="r").arm(70, 50, 70, 0, side="l"))
-    add("golf_address", P().stance(12, 15).hip(35, 12).spine(25).arm(85, 60, 10).head(20))
+    add("golf_address", P().stance(12, 15).hip(10, 12).lean(35).spine(10).arm(85, 60, 10).head(20))
     add("golf_backswing", P().stance(12, 15).hip(30, 12).spine(20, 45).arm(40, 90, 60, 0, side="r").arm(70, 90, 10, 0, side="l"))
-    add("ski_tuck", P().hip(90, 8).knee(100).ankle(40).spine(35).arm(80, 70, 110).head(-20))
-    add("ski_turn", P().hip(55, 15).knee(70).ankle(30).spine(20, 10, -10).arm(60, 30, 60, 0, side="l").arm(55, 40, 50, 0, side="r"))
-    add("ski_pole_plant", P().hip(40, 8).knee(50).ankle(25).spine(20).arm(60, 50, 40, 0, side="r").arm(70, 10, 60, 0, side="l"))
+    add("ski_tuck", P().hip(80, 8).knee(100).ankle(40).lean(35).spine(25).arm(60, 80, 100).head(-20))
+    add("ski_turn", P().hip(45, 15).knee(70).ankle(30).lean(15).spine(10, 10, -10).arm(60, 30, 60, 0, side="l").arm(55, 40, 50, 0, side="r"))
+    add("ski_pole_plant", P().hip(35, 8).knee(50).ankle(25).lean(15).spine(10).arm(60, 50, 40, 0, side="r").arm(70, 10, 60, 0, side="l"))
     add("cycle_pedal_top", P().hip(100, 5, side="l").knee(115, side="l").hip(45, 5, side="r").knee(40, side="r").spine(45).arm(65, 75, 30).head(-35))
     add("cycle_pedal_front", P().hip(80, 5, side="l").knee(70, side="l").hip(60, 5, side="r").knee(100, side="r").spine(45).arm(65, 75, 30).head(-35))
     add("cycle_pedal_bottom", P().hip(45, 5, side="l").knee(40, side="l").hip(100, 5, side="r").knee(115, side="r").spine(45).arm(65, 75, 30).head(-35))
@@ -366,10 +377,10 @@ def _sports(add):
     add("climb_reach", P().hip(60, 15, side="l").knee(90, side="l").hip(5, 10, side="r").knee(10, side="r").ankle(-20, side="r").arms_up(5, 10, side="r").arm(-30, 30, 80, 0, side="l").head(-30))
     add("climb_step_up", P().hip(80, 20, side="l").knee(100, side="l").hip(-5, 10, side="r").knee(15, side="r").arm(-40, 25, 90, 0, side="r").arm(-20, 30, 110, 0, side="l").head(-20))
     add("climb_ladder", P().hip(45, 5, side="l").knee(80, side="l").hip(0, 5, side="r").knee(10, side="r").arm(-30, 50, 70, 0, side="r").arm(30, 60, 90, 0, side="l"))
-    add("swim_dive_start", P().hip(80, 5).knee(30).spine(55).arm(70, 90, 5).head(-20))
-    add("volleyball_dig", P().hip(70, 20).knee(80).ankle(30).spine(30).arm(90, 65, 5).head(-15))
+    add("swim_dive_start", P().hip(40, 5).knee(30).lean(60).spine(30).arm(70, 90, 5).head(-20))
+    add("volleyball_dig", P().hip(60, 20).knee(80).ankle(30).lean(25).spine(20).arm(90, 65, 5).head(-15))
     add("jump_star", P().hip(0, 30).knee(5).ankle(-20).arm(-40, 0, 10))
-    add("goalkeeper_ready", P().hip(40, 20).knee(55).ankle(20).spine(25).arm(50, 50, 60).head(-10))
+    add("goalkeeper_ready", P().hip(35, 20).knee(55).ankle(20).lean(20).spine(15).arm(50, 50, 60).head(-10))
     add("jump_tuck", P().hip(100, 10).knee(120).ankle(-20).spine(15).arm(70, 60, 60))
     add("yoga_warrior", P().hip(75, 25, 30, side="l").knee(80, side="l").hip(-10, 30, -10, side="r").knee(5, side="r").arm(0, 0, 5).head(0, 60).spine(0, 30))
 
@@ -386,7 +397,7 @@ def _dancing(add):
     add("dance_hip_sway", P().hip(0, 12, side="l").hip(10, 2, side="r").knee(25, side="r").spine(0, 10, -15).arm(30, 30, 90, 0, side="l").arm(70, 20, 40, 0, side="r"))
     add("dance_salsa_turn", P().step("r", 15, 10, 20, 10).ankle(-15, side="l").arms_up(40, 70, side="r").arm(40, 60, 80, 0, side="l").head(0, 30))
     add("dance_ballet_first", P().hip(0, 5, 40).knee(3).arm(70, 40, 40, 20))
-    add("dance_hiphop_crouch", P().hip(60, 25, 15).knee(75).ankle(25).spine(25).arm(30, 60, 90, 0, side="l").arm(60, 10, 20, 0, side="r").head(-10))
+    add("dance_hiphop_crouch", P().hip(50, 25, 15).knee(75).ankle(25).lean(20).spine(10).arm(30, 60, 90, 0, side="l").arm(60, 10, 20, 0, side="r").head(-10))
     add("dance_jump_split", P().hip(70, 5, side="l").knee(5, side="l").hip(-35, 5, side="r").knee(10, side="r").ankle(-40).arm(20, 40, 5, 0, side="l").arm(10, -10, 5, 0, side="r"))
     add("dance_lean_back_arm", P().step("l", 20, 5, 30, 0).spine(-25).head(-20).arm(-10, 20, 10, 0, side="l").arm(70, 0, 30, 0, side="r"))
 
@@ -403,7 +414,7 @@ def _fighting(add):
     add("kick_side", P().hip(40, 65, -20, side="l").knee(10, side="l").hip(0, 8, side="r").knee(15, side="r").spine(0, 0, -35).guard())
     add("kick_roundhouse_chamber", P().hip(80, 45, side="l").knee(110, side="l").hip(-5, 8, side="r").knee(15, side="r").ankle(-20, side="r").spine(0, 0, -20).guard())
     add("knee_strike", P().hip(100, side="l").knee(120, side="l").hip(-10, side="r").knee(5, side="r").spine(10).arm(60, 70, 100))
-    add("fight_wrestle_stance", P().hip(60, 25).knee(65).ankle(25).spine(35).arm(70, 70, 50).head(-20))
+    add("fight_wrestle_stance", P().hip(50, 25).knee(65).ankle(25).lean(30).spine(20).arm(70, 70, 50).head(-20))
     add("fight_sword_lunge", P().hip(65, 5, side="l").knee(85, side="l").hip(-30, 10, side="r").knee(5, side="r").arm(85, 90, 5, 0, side="r").arm(10, -20, 60, 0, side="l").spine(5, -20))
     add("fight_elbow_strike", P().step("l", 15, 15, 25, 20).spine(10, -40).arm(20, 80, 145, 10, side="r").guard("l"))
     add("fight_dodge_lean", P().stance(15, 35).hip(30, 15).spine(15, 0, 25).guard())
