@@ -78,6 +78,7 @@ class LossConfig:
     silhouette_size: int = 64      # render/compare resolution
     silhouette_grad_clip: float = 3.0  # clamp renderer vertex-gradient components to k × their mean magnitude (0 = off)
     silhouette_every: int = 1      # apply the silhouette loss every N steps (renderer cost)
+    silhouette_start: int = 0      # warm-up: no silhouette loss before this step (while the pose is still poor)
     silhouette_moves_camera: bool = True  # False: the silhouette loss shapes pose/betas only (camera detached)
     vertex_subsample: int = 1      # use every k-th vertex in the vertex loss
 

@@ -225,7 +225,8 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         timer.start("body_gt")
         tgt = bodies.targets(batch)
         timer.stop("body_gt")
-        with_sil = renderer is not None and step % cfg.loss.silhouette_every == 0
+        with_sil = (renderer is not None and step % cfg.loss.silhouette_every == 0
+                    and step >= cfg.loss.silhouette_start)
         # compute_losses times the prediction's body model and the renderer itself; the rest is "losses"
         t0 = time.perf_counter()
         inner0 = timer.total.get("body_pred", 0.0) + timer.total.get("renderer", 0.0)
@@ -276,6 +277,8 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
             if writer is not None:
                 for k, v in last_val.items():
                     writer.add_scalar(f"val/{k}", v, step)
+            if logf is not None:  # the learning curve (read by scripts/model_card.py)
+                logf.write(json.dumps({"step": step, "val": last_val}) + "\n")
             if last_val["pve_mm"] < best:
                 best = last_val["pve_mm"]
                 checkpoint(os.path.join(out_dir, "best.pt"), last_val["pve_mm"])
