@@ -283,7 +283,8 @@ def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform,
             except LasorError:
                 raise
             except Exception as e:
-                raise LasorError(f"shard task failed after {RETRIES} retries: {type(e).__name__}: {e}") from e
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise LasorError(f"shard task failed after {RETRIES} retries: {type(e).__name__}: {first[:300]}") from e
             timings.append(rec)
             finished += 1
             bar.set_description(f"shards {finished}/{recipe.shards}")
