@@ -18,8 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN python -m venv /opt/venv \
     && pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}" \
     && useradd --create-home --uid 1000 --shell /usr/sbin/nologin lasor \
-    && mkdir -p /data /runs \
-    && chown lasor:lasor /data /runs
+    && mkdir -p /data /runs /certs \
+    && chown lasor:lasor /data /runs /certs
 WORKDIR /opt/lasor
 COPY pyproject.toml README.md LICENSE ./
 COPY docker/constraints.txt ./docker/constraints.txt

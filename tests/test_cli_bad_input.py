@@ -117,6 +117,18 @@ def test_dataset_commands_bad_manifest(scratch, refused, command, name, content)
     refused(CliRunner().invoke(datagen, [command, str(inputs), *extra]), "manifest")
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["preview", "-n", "-5"], "-n"), (["preview", "--cols", "0"], "--cols"), (["preview", "--seed", "-1"], "--seed"),
+    (["body-model", "show", "--size", "0"], "--size"), (["body-model", "build", "--from-anny", "x.npz", "--shapes", "1"],
+                                                        "--shapes"),
+])
+def test_datagen_bad_numbers(tiny_dataset, scratch, refused, args, needle):
+    _, out = scratch
+    if args[0] == "preview":
+        args = [args[0], tiny_dataset, "--out", str(out / "p.png"), *args[1:]]
+    refused(CliRunner().invoke(datagen, args), needle)
+
+
 def _npz(folder, **arrays):
     path = folder / "model.npz"
     np.savez(path, **arrays)

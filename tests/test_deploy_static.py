@@ -117,8 +117,23 @@ def test_dask_services_use_the_scheduler_address(compose, dockerfile):
     port = _service_argv(sched, dockerfile)
     assert "8786" in port
     for name in ("datagen-worker", "datagen"):
-        assert any("tcp://dask-scheduler:8786" in a for a in _service_argv(compose["services"][name], dockerfile))
+        assert any("tls://dask-scheduler:8786" in a for a in _service_argv(compose["services"][name], dockerfile))
         assert compose["services"][name]["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+
+
+def test_dask_is_tls_only_and_bound_to_one_interface(compose, dockerfile):
+    """distributed's security settings on every Dask party; the scheduler not on 0.0.0.0."""
+    argv = _service_argv(compose["services"]["dask-scheduler"], dockerfile)
+    assert "0.0.0.0" not in " ".join(argv)
+    assert argv[argv.index("--protocol") + 1] == "tls" and "--interface" in argv
+    certs = compose["services"]["dask-certs"]
+    for name in ("dask-scheduler", "datagen-worker", "datagen"):
+        env = compose["services"][name]["environment"]
+        assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+        for key in ("CA_FILE", "SCHEDULER__CERT", "WORKER__CERT", "CLIENT__CERT", "CLIENT__KEY"):
+            path = env[f"DASK_DISTRIBUTED__COMM__TLS__{key}"]
+            assert path.startswith("/certs/") and path.split("/")[-1] in " ".join(_service_argv(certs, dockerfile))
+        assert "dask-certs:/certs:ro" in compose["services"][name]["volumes"]
 
 
 def test_volumes_and_dataset_paths_are_consistent(compose, dockerfile):

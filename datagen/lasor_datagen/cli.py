@@ -24,7 +24,7 @@ def body_model():
 @click.option("--gender", type=click.Choice(["neutral", "male", "female"]), default="neutral", show_default=True)
 @click.option("--out", "out_png", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG contact sheet of shapes and poses (front and side views).")
-@click.option("--size", default=256, show_default=True, help="Tile size in pixels.")
+@click.option("--size", type=click.IntRange(16, 2048), default=256, show_default=True, help="Tile size in pixels.")
 @clean_errors
 def show(path, gender, out_png, size):
     """Print a body model's summary; optionally render it in several shapes and poses."""
@@ -55,8 +55,9 @@ def show(path, gender, out_png, size):
 @click.option("--from-anny", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Output .npz path (SMPL file format).")
 @click.option("--gender", type=click.Choice(["neutral", "male", "female"]), default="neutral", show_default=True)
-@click.option("--shapes", "n_shapes", default=600, show_default=True, help="Sampled adult bodies for PCA and J_regressor.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--shapes", "n_shapes", type=click.IntRange(20, 100000), default=600, show_default=True,
+              help="Sampled adult bodies for PCA and J_regressor.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--cache-dir", default=None, help="anny's cache (ANNY_CACHE_DIR); the first build takes minutes.")
 @click.option("--histograms", "histograms_png", default=None, type=click.Path(dir_okay=False),
               help="Also write the sampled population's height and BMI histograms to this PNG.")
@@ -247,10 +248,10 @@ def verify_cmd(dataset, recipe):
 
 @main.command("preview")
 @click.argument("dataset", type=click.Path(file_okay=False))
-@click.option("-n", "n", default=64, show_default=True, help="Number of samples.")
+@click.option("-n", "n", type=click.IntRange(1, 4096), default=64, show_default=True, help="Number of samples.")
 @click.option("--out", "out_png", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--cols", default=8, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Which samples to draw.")
+@click.option("--cols", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Which samples to draw.")
 @clean_errors
 def preview_cmd(dataset, n, out_png, cols, seed):
     """Contact sheet of DATASET: masks, COCO keypoints coloured by visibility code."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import logging
 import os
 import platform
 import shutil
@@ -172,7 +173,7 @@ def _make_client(scheduler, n_workers, lp_threads):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=40)
+                               silence_logs=logging.CRITICAL)  # task errors reach us through the futures
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)
@@ -282,11 +283,15 @@ def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform,
             except LasorError:
                 raise
             except Exception as e:
-                raise LasorError(f"shard task failed after {RETRIES} retries: {type(e).__name__}: {e}") from e
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise LasorError(f"shard task failed after {RETRIES} retries: {type(e).__name__}: {first[:300]}") from e
             timings.append(rec)
             finished += 1
             bar.set_description(f"shards {finished}/{recipe.shards}")
             bar.update(rec["n_samples"])
+    except KeyboardInterrupt:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # no shutdown chatter: one line from the CLI
+        raise
     finally:
         bar.close()
         pending = [f for f in futures if not f.done()]
