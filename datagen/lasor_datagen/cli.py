@@ -264,15 +264,30 @@ def preview_cmd(dataset, n, out_png, cols, seed):
 @main.command("stats")
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default="stats", show_default=True, type=click.Path(file_okay=False))
+@click.option("--audit", "audit_n", type=click.IntRange(0), default=0, show_default=True,
+              help="Also audit the first N samples' scenes (penetration, ground, object sizes; slow).")
 @clean_errors
-def stats_cmd(dataset, out_dir):
+def stats_cmd(dataset, out_dir, audit_n):
     """Histograms of DATASET (viewpoints, occlusion, visibility) as stats.png + stats.json in --out."""
     from lasor_datagen.stats import dataset_stats
 
-    s = dataset_stats(dataset, out_dir)
+    s = dataset_stats(dataset, out_dir, audit_n)
+    occ, rej = s["occluded_fraction"], s["rejections"]
     click.echo(f"wrote {out_dir}/stats.png and stats.json: {s['n_samples']} samples, unoccluded share "
                f"{s['unoccluded_share']:.2f}, median visible fraction of occluded "
                f"{s['visible_fraction_of_occluded'].get('median', float('nan')):.2f}")
+    click.echo(f"hidden share of {occ['n']} front-occluded samples, p10/p50/p90: target "
+               + "/".join(f"{x:.3f}" for x in occ["target"]) + ", achieved "
+               + "/".join(f"{x:.3f}" for x in occ["achieved"]))
+    click.echo(f"rejections: poses {rej['pose_rejected']} of {rej['pose_draws']} "
+               f"({rej['pose_rejection_rate']:.1%}); occluders pushed out of the target {rej['occluder_pushes']} "
+               f"times, dropped {rej['occluders_dropped']} of {rej['occluders_planned']}; occlusion retries "
+               f"{rej['occlusion_retry_rate']:.2f} per sample")
+    if "audit" in s:
+        a = s["audit"]
+        click.echo(f"audit of {a['samples']} samples: {a['penetrating']} with penetration > 1 cm (max "
+                   f"{100 * a['max_penetration_m']:.2f} cm over {a['occluders']} occluders), {a['off_ground']} "
+                   f"off the ground, {a['objects_out_of_size']} of {a['objects']} objects outside the recipe's size")
 
 
 if __name__ == "__main__":

@@ -94,8 +94,9 @@ def load_fields(dataset_dir, fields, limit=None):
     return {f: np.concatenate(v)[:limit] if v else np.zeros(0) for f, v in out.items()}, manifest
 
 
-def dataset_stats(dataset_dir: str, out_dir: str) -> dict:
-    """Histograms of a dataset as stats.json and stats.png in out_dir; returns the JSON."""
+def dataset_stats(dataset_dir: str, out_dir: str, audit_samples: int = 0) -> dict:
+    """Histograms of a dataset as stats.json and stats.png in out_dir (with a scene audit of the first
+    `audit_samples` samples when > 0); returns the JSON."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,7 +104,7 @@ def dataset_stats(dataset_dir: str, out_dir: str) -> dict:
 
     fields = ("azimuth", "elevation", "roll", "distance", "focal", "visible_fraction", "occluder_type",
               "n_person_occluders", "n_object_occluders", "visibility_coco", "visibility_joints", "betas",
-              "object_kind")
+              "object_kind", "person_role")
     data, manifest = load_fields(dataset_dir, fields)
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -135,8 +136,14 @@ def dataset_stats(dataset_dir: str, out_dir: str) -> dict:
         "visibility_coco_per_keypoint": {name: np.bincount(vis_c[:, k], minlength=5).tolist()
                                          for k, name in enumerate(COCO17_NAMES)},
         "betas_std": data["betas"].std(0).round(3).tolist() if n else [],
+        "occluded_fraction": occluded_fraction(data, manifest["recipe"]["occlusion"]["occluded_fraction"]),
+        "rejections": rejection_rates(manifest["totals"]),
     }
-    fig, axes = plt.subplots(3, 3, figsize=(13, 10))
+    if audit_samples:
+        from lasor_datagen.audit import audit_dataset
+
+        result["audit"] = audit_dataset(dataset_dir, audit_samples)
+    fig, axes = plt.subplots(3, 4, figsize=(17, 10))
     ax = axes[0, 0]
     ax.remove()
     ax = fig.add_subplot(3, 3, 1, projection="polar")
@@ -171,6 +178,16 @@ def dataset_stats(dataset_dir: str, out_dir: str) -> dict:
     ax = axes[2, 2]
     ax.boxplot(data["betas"] if n else np.zeros((1, 10)), showfliers=False)
     ax.set_title("betas (per component)", fontsize=9)
+    _plot_occluded_fraction(axes[0, 3], result["occluded_fraction"], data)
+    ax = axes[1, 3]
+    rej = result["rejections"]
+    names = [k for k in rej if k.endswith("rate")]
+    ax.barh(names, [rej[k] for k in names], color="tab:blue")
+    for y, k in enumerate(names):
+        ax.text(rej[k], y, f" {rej[k]:.3f}", va="center", fontsize=8)
+    ax.set_title("sampling rejections and retries", fontsize=9)
+    ax.tick_params(labelsize=7)
+    axes[2, 3].axis("off")
     fig.suptitle(f"{os.path.basename(os.path.abspath(dataset_dir))}: {n} samples", fontsize=11)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "stats.png"), dpi=80)
@@ -178,6 +195,49 @@ def dataset_stats(dataset_dir: str, out_dir: str) -> dict:
     with open(os.path.join(out_dir, "stats.json"), "w") as f:
         json.dump(result, f, indent=1)
     return result
+
+
+FRONT_QUANTILES = (10, 50, 90)
+
+
+def front_occluded(data):
+    """Samples with an occluder placed in front of the target (a person of role 1 or an object)."""
+    return ((data["person_role"] == 1).sum(1) + data["n_object_occluders"]) > 0
+
+
+def occluded_fraction(data, target):
+    """Achieved hidden share (1 − visible fraction) of samples with front occluders against the recipe's
+    target (uniform over `occluded_fraction`), at the 10th/50th/90th percentiles."""
+    hidden = 1 - data["visible_fraction"][front_occluded(data)]
+    lo, hi = target
+    out = {"target_range": [lo, hi], "n": int(hidden.size), "percentiles": list(FRONT_QUANTILES),
+           "target": [round(lo + q / 100 * (hi - lo), 4) for q in FRONT_QUANTILES]}
+    out["achieved"] = np.percentile(hidden, FRONT_QUANTILES).round(4).tolist() if hidden.size else []
+    return out
+
+
+def rejection_rates(totals):
+    """Rates of the sampler's rejections and retries from the manifest's summed shard counters."""
+    t = {k: totals.get(k, 0) for k in COUNTERS + ("pose_draws", "pose_rejected")}
+    n = max(totals.get("n_samples", 0), 1)
+    return {**t, "pose_rejection_rate": round(t["pose_rejected"] / max(t["pose_draws"], 1), 4),
+            "occluder_push_rate": round(t["occluder_pushes"] / max(t["occluders_planned"], 1), 4),
+            "occluder_drop_rate": round(t["occluders_dropped"] / max(t["occluders_planned"], 1), 4),
+            "occlusion_retry_rate": round(t["placement_renders"] / n - 1, 4)}
+
+
+def _plot_occluded_fraction(ax, occ, data):
+    hidden = 1 - data["visible_fraction"][front_occluded(data)]
+    lo, hi = occ["target_range"]
+    ax.hist(hidden, bins=20, range=(0, 1), density=True, color="tab:red", alpha=0.6, label="achieved")
+    ax.plot([0, lo, lo, hi, hi, 1], [0, 0, 1 / (hi - lo), 1 / (hi - lo), 0, 0], color="k", label="target")
+    for t, a in zip(occ["target"], occ["achieved"]):
+        ax.axvline(t, color="k", ls=":", lw=0.8)
+        ax.axvline(a, color="tab:red", ls="--", lw=0.8)
+    ax.legend(fontsize=8)
+    ax.set_title("hidden share, front-occluded samples\np10/50/90 target "
+                 + "/".join(f"{x:.2f}" for x in occ["target"]) + ", achieved "
+                 + "/".join(f"{x:.2f}" for x in occ["achieved"]), fontsize=9)
 
 
 def _summary(x):
