@@ -19,8 +19,8 @@ few confident keypoints, a tiny mask, or a person centred on an already painted 
 
 Each person then goes through exactly `lasor_trainer.predict.predict` (mask PNG + COCO keypoints
 JSON, the same crop/proxy code as training, the same checkpoint loading). Outputs per person in
-`person_<i>/`: `overlay.png` (shaded mesh over the photo), `side.png` (the mesh seen from its
-left, 90° about the vertical), `mesh.obj`, `smpl_params.json` (SMPL parameters and camera from
+`person_<i>/`: `overlay.png` (shaded mesh over the photo), `side.png` (the mesh seen from the
+photo's right-hand side, 90° about the vertical), `mesh.obj`, `smpl_params.json` (SMPL parameters and camera from
 predict, plus a `detection` block: the keypoints with names and scores, the mask path, the
 detector), `mask.png`, `keypoints.json` and predict's own `inputs.png` (mask, keypoints, body
 outline). Per photo: `overlay.png` with every person. A folder gives one sub-folder per photo, a
@@ -297,7 +297,7 @@ def overlay(rgb: np.ndarray, meshes, K: np.ndarray, people: list[Person] | None 
 
 
 def side_view(verts: np.ndarray, faces: np.ndarray, size: int = 512) -> np.ndarray:
-    """The mesh turned 90° about the camera's vertical axis (seen from the person's left), on white."""
+    """The mesh turned 90° about the camera's vertical axis (seen from the photo's right-hand side), on white."""
     c = 0.5 * (verts.min(0) + verts.max(0))
     a = np.pi / 2
     R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
@@ -323,7 +323,7 @@ def contact_sheet(items: list[tuple[str, str]], path: str, thumb: int = 256, col
             im = im.convert("RGB")
             im.thumbnail((thumb, thumb))
             x, y = (i % cols) * thumb, (i // cols) * (thumb + label_h)
-            sheet.paste(im, (x + (thumb - im.width) // 2, y + (thumb - im.height) // 2))
+            sheet.paste(im, (x + (thumb - im.width) // 2, y + thumb - im.height))  # just above its label
         d.text((x + 4, y + thumb + 2), label[:40], fill=(0, 0, 0))
     sheet.save(path)
 
@@ -380,7 +380,8 @@ def _predict_people(rgb, people, image_path, out_dir, checkpoint, focal, min_con
         verts, faces = res["vertices"], res["faces"]
         K = np.asarray(res["params"]["camera"]["K"])
         meshes.append((verts, faces))
-        Image.fromarray(overlay(rgb, [(verts, faces)], K, [person], min_confidence)).save(os.path.join(pdir, "overlay.png"))
+        Image.fromarray(overlay(rgb, [(verts, faces)], K, [person], min_confidence)).save(
+            os.path.join(pdir, "overlay.png"))
         Image.fromarray(side_view(verts, faces)).save(os.path.join(pdir, "side.png"))
         params = dict(res["params"])
         params["detection"] = {
@@ -401,7 +402,7 @@ def _predict_people(rgb, people, image_path, out_dir, checkpoint, focal, min_con
 
 
 def run(image: str, out_dir: str, checkpoint: str | None, focal: float | None = None, min_confidence: float = 0.1,
-        max_people: int = 4, progress: bool = True, echo=print) -> dict:
+        max_people: int = 4, progress: bool = True) -> dict:
     """`lasor-predict --image`: a photo → `out_dir/`; a folder → `out_dir/<photo name>/` + contact sheet."""
     if max_people < 1:
         raise LasorError(f"--max-people must be ≥ 1, got {max_people}")
@@ -424,7 +425,7 @@ def run(image: str, out_dir: str, checkpoint: str | None, focal: float | None = 
                                               min_confidence, max_people))
                 except PhotoError as e:
                     failed.append({"image": f, "error": str(e)})
-                    echo(f"skipped: {e}")
+                    tqdm.write(f"skipped: {e}", file=sys.stderr)
         except BaseException:
             if made_out and os.path.isdir(out_dir) and not os.listdir(out_dir):
                 os.rmdir(out_dir)
