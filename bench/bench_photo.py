@@ -27,8 +27,8 @@ ANNOTATION = os.path.join(HERE, "..", "tests", "data", "real", "coco_00000000078
 def _kp_errors(kp, gt, height):
     vis = gt[:, 2] == 2
     err = np.linalg.norm(kp[vis] - gt[vis, :2], axis=1)
-    return {"n_visible": int(vis.sum()), "mean_px": float(err.mean()), "mean_pct_height": float(100 * err.mean() / height),
-            "within_10pct_height": float((err <= 0.1 * height).mean())}
+    return {"n_visible": int(vis.sum()), "mean_px": float(err.mean()),
+            "mean_pct_height": float(100 * err.mean() / height), "within_10pct_height": float((err <= 0.1 * height).mean())}
 
 
 def _body_vs_annotation(res, gt_mask, gt_kp, height, body):

@@ -155,10 +155,19 @@ def test_predict_image_folder(checkpoint, tmp_path):
 
 
 @needs_detector
-@pytest.mark.parametrize("case", ["unreadable", "no person", "missing", "empty folder", "both inputs"])
+@pytest.mark.parametrize("case", ["unreadable", "no person", "missing", "empty folder", "both inputs",
+                                  "bad checkpoint", "bad checkpoint, folder"])
 def test_predict_image_errors_are_one_line(checkpoint, tmp_path, case):
     args = ["--checkpoint", checkpoint, "--out", str(tmp_path / "o")]
-    if case == "unreadable":
+    if case.startswith("bad checkpoint"):
+        # found only after the detector has run: what was written for the photo is removed again
+        (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+        (tmp_path / "photos").mkdir()
+        Image.open(PHOTO).save(tmp_path / "photos" / "a.jpg")
+        args = ["--checkpoint", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "o"),
+                "--image", str(tmp_path / "photos") if "folder" in case else PHOTO]
+        expect = "bad.pt"
+    elif case == "unreadable":
         (tmp_path / "x.jpg").write_bytes(b"\xff\xd8 truncated")
         args += ["--image", str(tmp_path / "x.jpg")]
         expect = "not a readable image"

@@ -173,7 +173,7 @@ def predict_main(checkpoint, mask_path, kp_path, image_path, max_people, no_prog
         from lasor_trainer.photo import run
 
         out = run(image_path, out_dir, checkpoint, focal=focal, min_confidence=min_confidence, max_people=max_people,
-                  progress=not no_progress, echo=click.echo)
+                  progress=not no_progress)
         click.echo(json.dumps(out, indent=1))
         return
     if mask_path is None or kp_path is None:

@@ -19,8 +19,8 @@ few confident keypoints, a tiny mask, or a person centred on an already painted 
 
 Each person then goes through exactly `lasor_trainer.predict.predict` (mask PNG + COCO keypoints
 JSON, the same crop/proxy code as training, the same checkpoint loading). Outputs per person in
-`person_<i>/`: `overlay.png` (shaded mesh over the photo), `side.png` (the mesh seen from its
-left, 90° about the vertical), `mesh.obj`, `smpl_params.json` (SMPL parameters and camera from
+`person_<i>/`: `overlay.png` (shaded mesh over the photo), `side.png` (the mesh seen from the
+photo's right-hand side, 90° about the vertical), `mesh.obj`, `smpl_params.json` (SMPL parameters and camera from
 predict, plus a `detection` block: the keypoints with names and scores, the mask path, the
 detector), `mask.png`, `keypoints.json` and predict's own `inputs.png` (mask, keypoints, body
 outline). Per photo: `overlay.png` with every person. A folder gives one sub-folder per photo, a
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 
@@ -56,6 +57,10 @@ MAX_RENDER_SIDE = 1600    # overlays of larger photos are drawn downscaled
 MESH_RGB = np.array([150, 185, 235], np.float32)
 
 
+class PhotoError(LasorError):
+    """This photo cannot be used (unreadable, no person): a folder run reports it and goes on."""
+
+
 @dataclass
 class Person:
     mask: np.ndarray       # (H, W) bool
@@ -75,10 +80,10 @@ def read_image(path: str) -> np.ndarray:
             img.load()
             rgb = ImageOps.exif_transpose(img).convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise LasorError(f"--image {path}: not a readable image ({e})") from None
+        raise PhotoError(f"--image {path}: not a readable image ({e})") from None
     a = np.ascontiguousarray(np.asarray(rgb))
     if min(a.shape[:2]) < 16:
-        raise LasorError(f"--image {path}: image is {a.shape[1]}×{a.shape[0]} pixels, too small for person detection")
+        raise PhotoError(f"--image {path}: image is {a.shape[1]}×{a.shape[0]} pixels, too small for person detection")
     return a
 
 
@@ -292,7 +297,7 @@ def overlay(rgb: np.ndarray, meshes, K: np.ndarray, people: list[Person] | None 
 
 
 def side_view(verts: np.ndarray, faces: np.ndarray, size: int = 512) -> np.ndarray:
-    """The mesh turned 90° about the camera's vertical axis (seen from the person's left), on white."""
+    """The mesh turned 90° about the camera's vertical axis (seen from the photo's right-hand side), on white."""
     c = 0.5 * (verts.min(0) + verts.max(0))
     a = np.pi / 2
     R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
@@ -318,7 +323,7 @@ def contact_sheet(items: list[tuple[str, str]], path: str, thumb: int = 256, col
             im = im.convert("RGB")
             im.thumbnail((thumb, thumb))
             x, y = (i % cols) * thumb, (i // cols) * (thumb + label_h)
-            sheet.paste(im, (x + (thumb - im.width) // 2, y + (thumb - im.height) // 2))
+            sheet.paste(im, (x + (thumb - im.width) // 2, y + thumb - im.height))  # just above its label
         d.text((x + 4, y + thumb + 2), label[:40], fill=(0, 0, 0))
     sheet.save(path)
 
@@ -341,25 +346,42 @@ def _save_inputs(person: Person, pdir: str, min_confidence: float):
 
 def predict_photo(image_path: str, out_dir: str, checkpoint: str | None, detector: Detector,
                   focal: float | None = None, min_confidence: float = 0.1, max_people: int = 4) -> dict:
-    """Detect the people in one photo and predict a body for each; raises LasorError if none is found."""
-    from lasor_trainer.predict import predict
-
+    """Detect the people in one photo and predict a body for each; raises PhotoError if none is found."""
     rgb = read_image(image_path)
     people = detector.people(rgb, max_people, min_confidence)
     if not people:
-        raise LasorError(f"--image {image_path}: no person found")
+        raise PhotoError(f"--image {image_path}: no person found")
+    created = [] if os.path.isdir(out_dir) else [out_dir]
     os.makedirs(out_dir, exist_ok=True)
+    try:
+        return _predict_people(rgb, people, image_path, out_dir, checkpoint, focal, min_confidence, created)
+    except BaseException:  # nothing half-written: remove what this call created
+        for path in reversed(created):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.remove(path)
+        raise
+
+
+def _predict_people(rgb, people, image_path, out_dir, checkpoint, focal, min_confidence, created) -> dict:
+    from lasor_trainer.predict import predict
+
     results, meshes = [], []
     for i, person in enumerate(people):
         pdir = os.path.join(out_dir, f"person_{i}")
-        os.makedirs(pdir, exist_ok=True)
+        if os.path.isdir(pdir):
+            shutil.rmtree(pdir)  # an earlier run's person: replaced whole
+        os.makedirs(pdir)
+        created.append(pdir)
         mask_path, kp_path = _save_inputs(person, pdir, min_confidence)
         res = predict(checkpoint, mask_path, kp_path, pdir, focal=focal, min_confidence=min_confidence)
         os.replace(res["overlay_path"], os.path.join(pdir, "inputs.png"))
         verts, faces = res["vertices"], res["faces"]
         K = np.asarray(res["params"]["camera"]["K"])
         meshes.append((verts, faces))
-        Image.fromarray(overlay(rgb, [(verts, faces)], K, [person], min_confidence)).save(os.path.join(pdir, "overlay.png"))
+        Image.fromarray(overlay(rgb, [(verts, faces)], K, [person], min_confidence)).save(
+            os.path.join(pdir, "overlay.png"))
         Image.fromarray(side_view(verts, faces)).save(os.path.join(pdir, "side.png"))
         params = dict(res["params"])
         params["detection"] = {
@@ -374,30 +396,40 @@ def predict_photo(image_path: str, out_dir: str, checkpoint: str | None, detecto
                         "side_path": os.path.join(pdir, "side.png"), "mesh_path": res["mesh_path"],
                         "params_path": res["params_path"], "mask_path": mask_path})
     all_path = os.path.join(out_dir, "overlay.png")
+    created.append(all_path)
     Image.fromarray(overlay(rgb, meshes, K, people, min_confidence)).save(all_path)
     return {"image": image_path, "overlay_path": all_path, "people": results}
 
 
 def run(image: str, out_dir: str, checkpoint: str | None, focal: float | None = None, min_confidence: float = 0.1,
-        max_people: int = 4, progress: bool = True, echo=print) -> dict:
+        max_people: int = 4, progress: bool = True) -> dict:
     """`lasor-predict --image`: a photo → `out_dir/`; a folder → `out_dir/<photo name>/` + contact sheet."""
     if max_people < 1:
         raise LasorError(f"--max-people must be ≥ 1, got {max_people}")
     files = list_images(image)
-    with Detector() as det:
+    detector = Detector()  # stops here when the photo extra is missing
+    if checkpoint is not None and not os.path.isfile(checkpoint):
+        raise LasorError(f"--checkpoint {checkpoint}: no such file")
+    with detector as det:
         if not os.path.isdir(image):
             return predict_photo(files[0], out_dir, checkpoint, det, focal, min_confidence, max_people)
         from tqdm import tqdm
 
         done, failed = [], []
         stems = _unique_stems(files)
-        for f, stem in tqdm(list(zip(files, stems)), desc="photos", unit="photo", disable=not progress):
-            try:
-                done.append(predict_photo(f, os.path.join(out_dir, stem), checkpoint, det, focal, min_confidence,
-                                          max_people))
-            except LasorError as e:
-                failed.append({"image": f, "error": str(e)})
-                echo(f"skipped: {e}")
+        made_out = not os.path.isdir(out_dir)
+        try:
+            for f, stem in tqdm(list(zip(files, stems)), desc="photos", unit="photo", disable=not progress):
+                try:
+                    done.append(predict_photo(f, os.path.join(out_dir, stem), checkpoint, det, focal,
+                                              min_confidence, max_people))
+                except PhotoError as e:
+                    failed.append({"image": f, "error": str(e)})
+                    tqdm.write(f"skipped: {e}", file=sys.stderr)
+        except BaseException:
+            if made_out and os.path.isdir(out_dir) and not os.listdir(out_dir):
+                os.rmdir(out_dir)
+            raise
     if not done:
         raise LasorError(f"--image {image}: no person found in any of its {len(files)} images")
     sheet = os.path.join(out_dir, "contact_sheet.png")
