@@ -129,7 +129,10 @@ def main():
                                        if isinstance(v, (int, float)) and not isinstance(v, bool)))
     if summary:
         L.append(f"- wall time: {summary.get('elapsed_s', 0) / 60:.1f} min on {summary.get('machine', platform.platform())}"
-                 f" ({summary.get('device', 'cpu')}, {summary.get('threads', '?')} threads)")
+                 f" ({summary.get('device', 'cpu')}, {summary.get('threads', '?')} threads"
+                 + (", AMP" if summary.get("amp") else "")
+                 + (f", silhouette renderer {summary['renderer_backend']}" if summary.get("renderer_backend") else "")
+                 + ")")
     if a.command:
         L += ["", "Reproduce:", "", "```bash", a.command, "```"]
     L += ["", "## Held-out test set", "",

@@ -167,6 +167,13 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
                                                  shuffle=False, num_workers=0, collate_fn=collate,
                                                  generator=torch.Generator().manual_seed(seed))
     renderer = make_renderer(cfg.loss, cfg.proxy.input_size, cfg.train.renderer_backend) if cfg.loss.silhouette > 0 else None
+    renderer_backend = None
+    if renderer is not None:
+        from lasor_trainer.neural_renderer import describe_backend, resolve_backend
+
+        renderer_backend = resolve_backend(cfg.train.renderer_backend, device)
+        if rank == 0:
+            echo(describe_backend(cfg.train.renderer_backend, device) + (", AMP on" if use_amp else ""))
 
     writer = None
     if rank == 0:
@@ -301,4 +308,5 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
     train_ds.close()
     elapsed = time.perf_counter() - t_start
     return {"step": step, "best_val_pve_mm": best, "last_val": last_val, "elapsed_s": elapsed,
-            "timing_s": dict(timer.total), "batch_size": bs, "world_size": world}
+            "timing_s": dict(timer.total), "batch_size": bs, "world_size": world, "amp": use_amp,
+            "renderer_backend": renderer_backend}

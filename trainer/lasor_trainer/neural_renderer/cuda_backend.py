@@ -16,17 +16,26 @@ import torch
 
 
 @functools.lru_cache(maxsize=1)
-def load():
-    """The imported ``neural_renderer`` module, or None when it is not installed/importable."""
+def _load():
+    """(module, None) or (None, why it is unusable)."""
     try:
         import neural_renderer as nr  # noqa: PLC0415
+    except Exception as e:  # ImportError, or a CUDA extension that fails to load
+        return None, f"import neural_renderer failed ({type(e).__name__}: {e})"
+    missing = [n for n in ("vertices_to_faces", "rasterize_silhouettes", "rasterize_depth") if not hasattr(nr, n)]
+    if missing:
+        return None, f"the installed neural_renderer lacks {', '.join(missing)}"
+    return nr, None
 
-        for name in ("vertices_to_faces", "rasterize_silhouettes", "rasterize_depth"):
-            if not hasattr(nr, name):
-                return None
-        return nr
-    except Exception:  # ImportError, or a CUDA extension that fails to load
-        return None
+
+def load():
+    """The imported ``neural_renderer`` module, or None when it is not installed/importable."""
+    return _load()[0]
+
+
+def unavailable_reason() -> str | None:
+    """Why ``load()`` returns None (one line), or None when neural_renderer imports."""
+    return _load()[1]
 
 
 def available() -> bool:

@@ -279,6 +279,20 @@ def resolve_backend(requested: str | None, device: torch.device) -> str:
     return "neural_renderer" if (has_nr and device.type == "cuda") else "cpu"
 
 
+def describe_backend(requested: str | None, device: torch.device) -> str:
+    """One log line: which rasteriser renders tensors on `device` and, for CUDA without
+    neural_renderer, that lasor's own renderer is the fallback and why."""
+    backend = resolve_backend(requested, device)
+    req = str(requested if requested is not None else os.environ.get(ENV_BACKEND, "auto")).strip().lower() or "auto"
+    if backend == "neural_renderer":
+        return f"silhouette renderer: neural_renderer (CUDA extension; requested {req})"
+    if device.type != "cuda":
+        return f"silhouette renderer: lasor's own (numba CPU kernels; requested {req})"
+    why = f"{ENV_BACKEND}/backend is 'cpu'" if req == "cpu" else cuda_backend.unavailable_reason()
+    return (f"silhouette renderer: FALLBACK to lasor's own (numba CPU kernels; CUDA tensors are copied to the CPU "
+            f"and back) because {why}")
+
+
 # --------------------------------------------------------------------------------------------------
 # input checking
 # --------------------------------------------------------------------------------------------------
