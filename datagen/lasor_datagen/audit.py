@@ -1,8 +1,8 @@
 """Scene audit of a finished dataset, independent of the sampler's own tests.
 
 The target and every occluding person are re-posed from the stored parameters (the body model in
-the recipe), objects rebuilt from theirs. Inside tests use the generalised winding number of the
-closed meshes (solid angles, exact for watertight meshes); depths are exact point-to-triangle
+the recipe), objects rebuilt from theirs. Inside tests use ray parity against the
+closed meshes (parity of ray crossings, exact for watertight meshes); depths are exact point-to-triangle
 distances (trimesh). Checked per sample:
 
 - penetration: the deepest point of an occluder (person vertices; object vertices and a dense
@@ -25,19 +25,42 @@ PENETRATION_LIMIT = 0.01
 BODY_REACH = 0.3       # m: no point inside a human body is farther than this from its nearest vertex
 
 
-def winding_number(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, chunk: int = 32) -> np.ndarray:
-    """Generalised winding number of each point w.r.t. a closed triangle mesh (≈1 inside, ≈0 outside)."""
+def inside_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, cell: float = 0.02) -> np.ndarray:
+    """Whether each point lies inside a closed triangle mesh: parity of the crossings of a ray along +x
+    (triangles bucketed on a yz grid so that each point meets only its few candidates)."""
     tri = np.asarray(vertices, np.float64)[faces]
-    out = np.zeros(len(points))
-    for s in range(0, len(points), chunk):
-        p = np.asarray(points[s:s + chunk], np.float64)
-        a, b, c = (tri[None, :, k] - p[:, None] for k in range(3))
-        la, lb, lc = (np.linalg.norm(x, axis=-1) for x in (a, b, c))
-        det = np.einsum("pfi,pfi->pf", a, np.cross(b, c))
-        den = (la * lb * lc + np.einsum("pfi,pfi->pf", a, b) * lc + np.einsum("pfi,pfi->pf", b, c) * la
-               + np.einsum("pfi,pfi->pf", c, a) * lb)
-        out[s:s + chunk] = np.arctan2(det, den).sum(1) / (2 * np.pi)
-    return out
+    yz = tri[:, :, 1:]
+    origin = yz.reshape(-1, 2).min(0)
+    c_lo = np.floor((yz.min(1) - origin) / cell).astype(np.int64)
+    c_hi = np.floor((yz.max(1) - origin) / cell).astype(np.int64)
+    ny = int(c_hi[:, 0].max()) + 1
+    span = c_hi - c_lo + 1
+    counts = span[:, 0] * span[:, 1]
+    t_id = np.repeat(np.arange(len(tri)), counts)
+    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    cy = c_lo[t_id, 0] + k % span[t_id, 0]
+    cz = c_lo[t_id, 1] + k // span[t_id, 0]
+    key = cz * ny + cy
+    order = np.argsort(key, kind="stable")
+    key, t_id = key[order], t_id[order]
+    p = np.asarray(points, np.float64)
+    pc = np.floor((p[:, 1:] - origin) / cell).astype(np.int64)
+    pkey = np.where((pc[:, 0] >= 0) & (pc[:, 0] < ny) & (pc[:, 1] >= 0), pc[:, 1] * ny + pc[:, 0], -1)
+    start, stop = np.searchsorted(key, pkey), np.searchsorted(key, pkey, side="right")
+    n = stop - start
+    pid = np.repeat(np.arange(len(p)), n)
+    cand = t_id[np.repeat(start, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)]
+    a, b, c = tri[cand, 0], tri[cand, 1], tri[cand, 2]
+    q = p[pid]
+    # barycentric coordinates of q's (y, z) in the triangle's yz projection
+    d = (b[:, 1] - a[:, 1]) * (c[:, 2] - a[:, 2]) - (c[:, 1] - a[:, 1]) * (b[:, 2] - a[:, 2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = ((q[:, 1] - a[:, 1]) * (c[:, 2] - a[:, 2]) - (c[:, 1] - a[:, 1]) * (q[:, 2] - a[:, 2])) / d
+        w = ((b[:, 1] - a[:, 1]) * (q[:, 2] - a[:, 2]) - (q[:, 1] - a[:, 1]) * (b[:, 2] - a[:, 2])) / d
+        hit = (d != 0) & (u >= 0) & (w >= 0) & (u + w <= 1)
+        x = a[:, 0] + u * (b[:, 0] - a[:, 0]) + w * (c[:, 0] - a[:, 0])
+        hit &= x > q[:, 0]
+    return np.bincount(pid[hit], minlength=len(p)) % 2 == 1
 
 
 def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, reach: float = np.inf) -> float:
@@ -53,19 +76,26 @@ def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, rea
     p = p[np.all((p > lo) & (p < hi), axis=1)]
     if not len(p):
         return 0.0
-    bound, _ = cKDTree(v).query(p)               # distance to the nearest vertex ≥ depth
+    tree = cKDTree(v)
+    bound, _ = tree.query(p)                     # distance to the nearest vertex ≥ depth
     keep = (bound > PENETRATION_LIMIT) & (bound <= reach)
     p, bound = p[keep], bound[keep]
     if not len(p):
         return 0.0
-    inside = winding_number(p, v, faces) > 0.5
+    inside = inside_mesh(p, v, faces)
     p, bound = p[inside], bound[inside]
+    if not len(p):
+        return 0.0
     tri = v[faces]
+    edge = float(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max())
+    vertex_faces = trimesh.Trimesh(v, faces, process=False).vertex_faces
     deepest = 0.0
     for k in np.argsort(-bound):
         if bound[k] <= deepest:
             break
-        cp = trimesh.triangles.closest_point(tri, np.repeat(p[k][None], len(tri), 0))
+        near = vertex_faces[tree.query_ball_point(p[k], bound[k] + edge)].ravel()
+        near = np.unique(near[near >= 0])        # every triangle within `bound` of the point
+        cp = trimesh.triangles.closest_point(tri[near], np.repeat(p[k][None], len(near), 0))
         deepest = max(deepest, float(np.sqrt(((cp - p[k]) ** 2).sum(1)).min()))
     return deepest
 

@@ -5,9 +5,12 @@ on the vertical axis (x = z = 0). The camera orbits the target's bounding-box ce
 
 Occluders are placed so that the target's hidden share approaches a drawn goal: each occluder
 starts on the line of sight (people: standing on the ground between the camera and the target;
-objects: in front of a random body part) and slides sideways until a coarse estimate of the
-covered share (point splats of the meshes on a 64×64 grid over the image) reaches its goal
-(bisection). The exact visible fraction is measured afterwards from the rendered masks.
+objects: in front of a random body part, standing on the ground or held), at the drawn gap or,
+when that cannot hide the goal, at the gap (within the recipe's range up to the camera) that can,
+then slides sideways until a coarse estimate of the covered share (point splats of the meshes on a
+64×64 grid over the image) reaches its goal (bisection). Finally it is pushed out of the target
+(see `OcclusionPlanner`). The worker renders, measures the exact hidden share and re-places the
+occluders (same random draws, corrected goal) when it misses the goal.
 """
 
 from __future__ import annotations

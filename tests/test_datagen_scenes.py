@@ -1,0 +1,71 @@
+"""Scene plausibility: penetration tests, self-contact, and an independent audit of a generated dataset."""
+
+import numpy as np
+import pytest
+import trimesh
+import yaml
+
+from lasor_datagen.audit import audit_dataset, inside_mesh, penetration
+from lasor_datagen.contact import BodyVolume, convex_depth, convex_planes
+
+
+def test_inside_mesh_matches_analytic_shapes():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(-0.6, 0.6, (5000, 3))
+    m = trimesh.creation.icosphere(3, 0.5)
+    r = np.linalg.norm(p, axis=1)
+    far = np.abs(r - 0.5) > 0.01                   # the icosphere's facets lie within 1 cm of the sphere
+    assert np.array_equal(inside_mesh(p, m.vertices, m.faces)[far], (r < 0.5)[far])
+    b = trimesh.creation.box([0.3, 0.5, 0.7])
+    assert np.array_equal(inside_mesh(p, b.vertices, b.faces), np.all(np.abs(p) < [0.15, 0.25, 0.35], axis=1))
+
+
+def test_penetration_depths_agree_with_geometry():
+    b = trimesh.creation.box([1.0, 1.0, 1.0])
+    planes = convex_planes(b.vertices, b.faces)
+    pts = np.array([[0.0, 0.0, 0.45], [2.0, 0.0, 0.0]])
+    assert convex_depth(planes, pts) == pytest.approx(0.05)
+    assert convex_depth(planes, pts[1:]) == 0.0
+    assert penetration(pts, b.vertices, b.faces) == pytest.approx(0.05)
+    s = trimesh.creation.icosphere(4, 0.5)
+    vol = BodyVolume(s.vertices, s.faces)
+    assert vol.depth(np.array([[0.0, 0.0, 0.3]])) == pytest.approx(0.2, abs=0.005)
+    assert vol.depth(np.array([[0.0, 0.0, 0.6], [0.0, 0.7, 0.0]])) == 0.0
+
+
+def test_self_contact_rejects_crossed_legs():
+    from lasor_shared.body_model import load_body_model
+    from lasor_datagen.contact import SelfContact
+
+    m = load_body_model(None)
+    sc = SelfContact((m.J_regressor @ m.v_template).numpy(), m.parents.numpy(), m.v_template.numpy(),
+                     m.lbs_weights.argmax(1).numpy())
+    rest = np.zeros(72)
+    assert sc.ok(rest)
+    crossed = rest.copy()
+    crossed[1 * 3 + 2] = -0.65                      # left leg swung through the right one (same plane)
+    J = sc.posed_joints(crossed)
+    assert J[7, 0] < J[8, 0]                        # the left ankle ends up right of the right ankle
+    assert not sc.ok(crossed)
+
+
+@pytest.fixture(scope="module")
+def scene_dataset(tmp_path_factory):
+    from lasor_datagen.orchestrate import generate
+
+    tmp = tmp_path_factory.mktemp("scenes")
+    recipe = {"name": "scenes", "seed": 3, "shards": 2, "samples_per_shard": 8, "image_size": 64,
+              "occlusion": {"unoccluded_share": 0.0, "type_weights": {"person": 1, "object": 1, "both": 1},
+                            "person": {"max_count": 1, "background_prob": 0.5}, "object": {"max_count": 2}}}
+    path = tmp / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    generate(str(path), str(tmp / "d"), workers=1, overwrite=True, progress=False, log=lambda *a: None)
+    return str(tmp / "d")
+
+
+def test_generated_scenes_pass_the_independent_audit(scene_dataset):
+    a = audit_dataset(scene_dataset)
+    assert a["samples"] == 16 and a["occluders"] >= 16 and a["objects"] >= 6
+    assert a["penetrating"] == 0 and a["max_penetration_m"] <= 0.01, a
+    assert a["off_ground"] == 0, a
+    assert a["objects_out_of_size"] == 0, a
