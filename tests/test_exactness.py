@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from lasor_trainer import synthetic
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIG = os.path.join(ROOT, "trainer", "configs", "test-tiny.yaml")
@@ -110,11 +109,8 @@ def test_render_calls_leave_torch_threads_alone(torch_threads):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from lasor_shared.body_model import load_body_model
-
-    out = str(tmp_path_factory.mktemp("data") / "ds")
-    return synthetic.make_test_dataset(out, load_body_model(), n_shards=3, per_shard=8, size=64)
+def dataset(tiny_dataset):
+    return tiny_dataset
 
 
 def _train_cmd(dataset, out, steps, resume=False):
