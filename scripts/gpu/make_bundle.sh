@@ -54,7 +54,7 @@ tag="${PYVER//./}"
   --abi "cp$tag" --abi abi3 --abi none \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform any \
-  -d "$DEST" "${reqs[@]}"
+  -d "$DEST" "${reqs[@]}" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 n=$(ls "$DEST"/*.whl | wc -l)
 [ "$n" -eq "${#reqs[@]}" ] || { echo "make_bundle: expected ${#reqs[@]} wheels in $DEST, got $n" >&2; exit 1; }
 
