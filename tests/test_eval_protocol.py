@@ -3,7 +3,6 @@ resolution with empty/empty images excluded; and the trainer/generator boundary.
 
 import ast
 import json
-import os
 import pathlib
 import pickle
 import subprocess

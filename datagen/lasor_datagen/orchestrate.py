@@ -295,22 +295,15 @@ def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform,
     finally:
         bar.close()
         pending = [f for f in futures if not f.done()]
-        if pending and cluster is None:  # a shared scheduler: cancel our tasks in one message
-            client.cancel(pending)
-        _close_quietly(client)
-        if cluster is not None:  # our own LocalCluster: closing it stops every task at once
-            _close_quietly(cluster)
+        try:
+            if pending and cluster is None:  # a shared scheduler: cancel our tasks in one message
+                client.cancel(pending)
+            client.close()
+            if cluster is not None:  # our own LocalCluster: closing it stops every task at once
+                cluster.close()
+        except (TimeoutError, OSError):
+            pass  # on a loaded machine reaping worker processes can time out; every result is already in
     return timings
-
-
-def _close_quietly(obj):
-    """Close a Dask client/cluster; a slow shutdown (timeout on a loaded machine) must not turn a
-    finished generation into a failure — the shards and their records are already on disk."""
-    try:
-        obj.close()
-    except (TimeoutError, OSError) as e:
-        logging.getLogger("lasor_datagen").warning("Dask shutdown did not finish cleanly (%s); continuing",
-                                                   type(e).__name__)
 
 
 def remove_dataset(out):
