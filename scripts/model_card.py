@@ -67,20 +67,24 @@ def betas_table(eval_dir: str) -> list[str]:
 
 
 def learning_curve(run_dir: str) -> list[str]:
-    path = os.path.join(run_dir, "log.jsonl")
-    if not os.path.exists(path):
-        return []
+    """Validation MPJPE/PVE against steps: RUN/val.jsonl (older runs: 'val' lines of log.jsonl)."""
     rows = []
-    with open(path) as f:
-        for ln in f:
-            r = json.loads(ln)
-            if "val" in r:
-                rows.append(r)
+    for name in ("val.jsonl", "log.jsonl"):
+        path = os.path.join(run_dir, name)
+        if rows or not os.path.exists(path):
+            continue
+        with open(path) as f:
+            for ln in f:
+                r = json.loads(ln)
+                if name == "val.jsonl":
+                    rows.append(r)
+                elif "val" in r:
+                    rows.append({"step": r["step"], **r["val"]})
     if not rows:
         return []
     lines = ["| step | val MPJPE | val PVE |", "|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['step']} | {_f(r['val'].get('mpjpe_mm'))} | {_f(r['val'].get('pve_mm'))} |")
+        lines.append(f"| {r['step']} | {_f(r.get('mpjpe_mm'))} | {_f(r.get('pve_mm'))} |")
     return lines
 
 

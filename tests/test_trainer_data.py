@@ -62,9 +62,13 @@ def test_sample_fields_and_camera_consistency(dataset, bodies):
     assert (inter / union).min() > 0.85  # small masks (≈300 px): boundary pixels dominate the IoU
     S = 64
     yy, xx = torch.meshgrid(torch.arange(S) + 0.5, torch.arange(S) + 0.5, indexing="ij")
-    for i in range(4):  # no systematic offset between the rendered body and the mask
+    dx, dy = [], []
+    for i in range(4):  # centroid offsets between the rendered body and the mask (crop pixels)
         m1, m2 = sil[i] > 0.5, gt[i]
-        assert abs(xx[m1].mean() - xx[m2].mean()) < 0.6 and abs(yy[m1].mean() - yy[m2].mean()) < 0.6
+        dx.append(float(xx[m1].mean() - xx[m2].mean()))
+        dy.append(float(yy[m1].mean() - yy[m2].mean()))
+    assert max(map(abs, dx + dy)) < 1.0  # per sample: boundary pixels of a ≈300 px mask
+    assert abs(np.mean(dx)) < 0.4 and abs(np.mean(dy)) < 0.4  # no systematic (e.g. half-pixel) shift
 
 
 def test_augmentation_is_deterministic_per_epoch_and_index(dataset, bodies):

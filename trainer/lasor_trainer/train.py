@@ -187,12 +187,15 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
             json.dump({"config": cfg.to_dict(), "data": os.path.abspath(data_dir), "train_shards": train_ids,
                        "val_shards": val_ids, "body_model_id": bodies.pred.model_id,
                        "body_model_sha256": bodies.pred.sha256}, f, indent=1)
-    log_path = os.path.join(out_dir, "log.jsonl")
-    if resume and rank == 0 and os.path.exists(log_path):  # drop lines past the checkpoint
-        with open(log_path) as f:
-            lines = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        with open(log_path, "w") as f:
-            f.writelines(lines)
+    log_path = os.path.join(out_dir, "log.jsonl")      # one line per step (losses)
+    val_path = os.path.join(out_dir, "val.jsonl")      # one line per validation: the learning curve
+    if resume and rank == 0:  # drop lines past the checkpoint
+        for path in (log_path, val_path):
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= step]
+                with open(path, "w") as f:
+                    f.writelines(lines)
     logf = open(log_path, "a") if rank == 0 else None
 
     def checkpoint(path, val_pve=None):
@@ -284,8 +287,9 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
             if writer is not None:
                 for k, v in last_val.items():
                     writer.add_scalar(f"val/{k}", v, step)
-            if logf is not None:  # the learning curve (read by scripts/model_card.py)
-                logf.write(json.dumps({"step": step, "val": last_val}) + "\n")
+            if rank == 0:  # the learning curve (read by scripts/model_card.py)
+                with open(val_path, "a") as f:
+                    f.write(json.dumps({"step": step, **last_val}) + "\n")
             if last_val["pve_mm"] < best:
                 best = last_val["pve_mm"]
                 checkpoint(os.path.join(out_dir, "best.pt"), last_val["pve_mm"])
