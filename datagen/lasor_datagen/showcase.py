@@ -77,13 +77,23 @@ def body_model_sheet(model, out_png: str, size: int = 256):
             tiles.append(tile)
     finally:
         renderer.delete()
-    cols = 4
-    rows = (len(tiles) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * 2 * size, rows * size), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % cols) * 2 * size, (i // cols) * size))
+    sheet = tile_sheet(tiles, cols=4, tile_w=2 * size, tile_h=size)
     sheet.save(out_png)
     return sheet.size
+
+
+def tile_sheet(tiles, cols, tile_w, tile_h, title=None):
+    """Paste equal-size tiles into a white grid of `cols` columns, with an optional title line on top."""
+    from PIL import Image, ImageDraw
+
+    top = 20 if title else 0
+    rows = (len(tiles) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * tile_w, rows * tile_h + top), "white")
+    if title:
+        ImageDraw.Draw(sheet).text((6, 4), title, fill=(0, 0, 0))
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % cols) * tile_w, top + (i // cols) * tile_h))
+    return sheet
 
 
 def _floor_mesh(centre, half=0.9):
@@ -146,11 +156,7 @@ def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, gro
                 tile = Image.fromarray(render_posed(renderer, v, model.faces, size))
                 ImageDraw.Draw(tile).text((4, 4), name, fill=(0, 0, 0))
                 tiles.append(tile)
-            rows = (len(tiles) + cols - 1) // cols
-            sheet = Image.new("RGB", (cols * 2 * size, rows * size + 20), "white")
-            ImageDraw.Draw(sheet).text((6, 4), f"{group}: {len(tiles)} poses", fill=(0, 0, 0))
-            for i, tile in enumerate(tiles):
-                sheet.paste(tile, ((i % cols) * 2 * size, 20 + (i // cols) * size))
+            sheet = tile_sheet(tiles, cols, 2 * size, size, title=f"{group}: {len(tiles)} poses")
             path = os.path.join(out_dir, f"poses-{group}.png")
             sheet.save(path)
             paths.append(path)
@@ -211,10 +217,6 @@ def mocap_sheet(model, bvh, joint_map, frames, poses, fit, out_png: str, size: i
             tiles.append(tile)
     finally:
         renderer.delete()
-    cols = 3
-    rows = (len(tiles) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * 2 * size, rows * size), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % cols) * 2 * size, (i // cols) * size))
+    sheet = tile_sheet(tiles, cols=3, tile_w=2 * size, tile_h=size)
     sheet.save(out_png)
     return sheet.size
