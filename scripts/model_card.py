@@ -114,7 +114,7 @@ def main():
         with open(mpath) as f:
             manifest = json.load(f)
     recipe = manifest.get("recipe", {})
-    n_train = manifest.get("totals", {}).get("samples")
+    n_train = manifest.get("totals", {}).get("n_samples")
 
     L = [f"# {a.title}", "",
          "A LASOR regressor: visible silhouette + 17 COCO keypoint heatmaps (a square crop around the person) → "
