@@ -141,6 +141,9 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
     if not 0.05 * max(H, W) <= f <= 100 * max(H, W):
         raise LasorError(f"--focal {f:g}: expected between 0.05 and 100 × the longer image side ({max(H, W)} px)")
     dev = torch.device(device)
+    from lasor_trainer.pretrained import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(checkpoint)  # None: the shipped model
     model, cfg, ck = load_checkpoint(checkpoint, dev)
     K = intrinsics(f, W, H)
     x, (x0, y0, side), A, _ = make_input(mask, kp.astype(np.float64), present, cfg)
