@@ -322,7 +322,7 @@ def _crawling(add):
 
 def _bending(add):
     add("bend_touch_toes", P().legs_straight().lean(85).spine(45).arm(70, 95, 5).head(10))
-    add("bend_pick_up_squat", P().hip(90, 12).knee(115).ankle(30).lean(30).spine(30).arm(60, 80, 10).head(10))
+    add("bend_pick_up_squat", P().hip(90, 22).knee(115).ankle(30).lean(30).spine(20).arm(60, 80, 10).head(10))
     add("bend_pick_up_stoop", P().hip(10, 6).knee(20).lean(70).spine(40).arm(80, 100, 10).head(-10))
     add("bend_pick_up_one_hand", P().hip(20, side="l").knee(40, side="l").hip(10, side="r").knee(10, side="r").lean(55).spine(30, 0, -5).arm(85, 80, 5, side="r").arm(70, 10, 30, side="l"))
     add("bend_golfer_pick", P().hip(0, side="l").knee(8, side="l").hip(-75, side="r").knee(0, side="r").lean(80).spine(10).arm(85, 90, 5, side="l").arm(30, -50, 10, side="r").head(-30))
