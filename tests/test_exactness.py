@@ -143,13 +143,13 @@ def test_resume_after_kill_9_is_bit_exact_with_the_silhouette_loss(dataset, tmp_
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     assert p.returncode == -signal.SIGKILL
-    ck = torch.load(os.path.join(b, "latest.pt"), map_location="cpu", weights_only=False)
+    ck = torch.load(os.path.join(b, "latest.pt"), map_location="cpu", weights_only=True)
     assert 20 <= ck["step"] < steps
     r = subprocess.run(_train_cmd(dataset, b, steps, resume=True), capture_output=True, text=True, env=_env())
     assert r.returncode == 0, r.stderr[-2000:]
 
-    fa = torch.load(os.path.join(a, "latest.pt"), map_location="cpu", weights_only=False)
-    fb = torch.load(os.path.join(b, "latest.pt"), map_location="cpu", weights_only=False)
+    fa = torch.load(os.path.join(a, "latest.pt"), map_location="cpu", weights_only=True)
+    fb = torch.load(os.path.join(b, "latest.pt"), map_location="cpu", weights_only=True)
     assert fa["step"] == fb["step"] == steps
     for k, va in fa["model"].items():
         assert torch.equal(va, fb["model"][k]), f"parameter {k} differs after resume"
