@@ -33,7 +33,8 @@ import torch
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
-    ap.add_argument("--config", default=os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "demo.yaml"))
+    ap.add_argument("--config", default=None, help="trainer config (default: the demo config; with --baseline-src "
+                    "each checkout runs its OWN trainer/configs/demo.yaml, settings such as num_workers included)")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
@@ -44,6 +45,8 @@ def main():
     a = ap.parse_args()
     if a.baseline_src:
         return compare(a)
+    if a.config is None:
+        a.config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trainer", "configs", "demo.yaml")
 
     from lasor_trainer.config import load_config, parse_value
     from lasor_trainer.data import ShardDataset, open_dataset
@@ -79,7 +82,7 @@ def main():
     res = {
         "device": a.device if a.device == "cpu" else torch.cuda.get_device_name(0),
         "cpu_threads": torch.get_num_threads(), "host": platform.node(),
-        "config": os.path.basename(a.config), "overrides": a.set,
+        "config": os.path.abspath(a.config), "overrides": a.set,
         "batch_size": cfg.optim.batch_size, "input_size": cfg.proxy.input_size,
         "silhouette_size": cfg.loss.silhouette_size, "model_width": cfg.model.width, "steps": steps,
         "ms_per_step": per_step, "ms_per_step_total": sum(per_step.values()),
@@ -99,7 +102,7 @@ def main():
 def compare(a):
     here = os.path.dirname(os.path.abspath(__file__))
     roots = {"baseline": os.path.abspath(a.baseline_src), "current": os.path.dirname(here)}
-    args = ["--data", a.data, "--config", a.config, "--steps", str(a.steps), "--warmup", str(a.warmup),
+    args = ["--data", a.data, "--steps", str(a.steps), "--warmup", str(a.warmup),
             "--device", a.device] + [x for kv in a.set for x in ("--set", kv)]
     runs = {k: [] for k in roots}
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +111,9 @@ def compare(a):
                 out = os.path.join(tmp, f"{name}{r}.json")
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(
                     os.path.join(root, p) for p in ("shared", "trainer", "datagen")))
-                subprocess.run([sys.executable, os.path.abspath(__file__), *args, "--out", out], env=env, check=True,
+                config = a.config or os.path.join(root, "trainer", "configs", "demo.yaml")
+                subprocess.run([sys.executable, os.path.abspath(__file__), *args, "--config", config, "--out", out],
+                               env=env, check=True,
                                stdout=subprocess.DEVNULL)
                 with open(out) as f:
                     runs[name].append(json.load(f))

@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--baseline-run", default=None, help="reuse this run (trained on the recipe as is) as 'full'")
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--data-only", action="store_true", help="generate the variant datasets and stop")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     with open(a.recipe) as f:
@@ -83,10 +84,16 @@ def main():
         rpath = os.path.join(a.out, f"recipe-{name}.yaml")
         with open(rpath, "w") as f:
             yaml.safe_dump(merged(base, VARIANTS[name]), f, sort_keys=False)
-        cmd = [exe["lasor-datagen"], "generate", rpath, "--out", os.path.join(a.out, f"data-{name}"), "--quiet"]
+        ddir = os.path.join(a.out, f"data-{name}")
+        if os.path.exists(os.path.join(ddir, "manifest.json")):  # generated before: verify, keep
+            sh([exe["lasor-datagen"], "verify", ddir])
+            continue
+        cmd = [exe["lasor-datagen"], "generate", rpath, "--out", ddir, "--quiet"]
         cmd += ["--shards", str(a.shards)] if a.shards else []
         cmd += ["--workers", str(a.workers)] if a.workers else []
         sh(cmd)
+    if a.data_only:
+        return
     results = {}
     for run, (data, sets) in RUNS.items():
         run_dir = a.baseline_run if (run == "full" and a.baseline_run) else os.path.join(a.out, f"run-{run}")

@@ -107,6 +107,35 @@ def _validate(path, d):
 
 
 @dataclass
+class VertexSubset:
+    """What `BodyModel.skin` needs for some of the vertices: their template, shape and pose blend
+    shapes and their rows of the sparse skinning weights (CSR)."""
+
+    template: torch.Tensor      # (V',3)
+    shapedirs: torch.Tensor     # (V',3,L)
+    posedirs: torch.Tensor | None  # (207, V'*3), None when the model has no pose blend shapes
+    skin_ptr: torch.Tensor      # (V'+1,)
+    skin_joint: torch.Tensor    # (nnz,)
+    skin_weight: torch.Tensor   # (nnz,)
+    ids: torch.Tensor | None    # (V',) vertex ids, None = all
+
+    @classmethod
+    def of(cls, model: "BodyModel", ids: torch.Tensor) -> "VertexSubset":
+        a = model._all_vertices
+        counts = a.skin_ptr[1:] - a.skin_ptr[:-1]
+        c = counts[ids]
+        ptr = torch.zeros(len(ids) + 1, dtype=torch.int64, device=ids.device)
+        ptr[1:] = torch.cumsum(c, 0)
+        rows = torch.repeat_interleave(a.skin_ptr[:-1][ids], c) + (
+            torch.arange(int(ptr[-1]), device=ids.device) - torch.repeat_interleave(ptr[:-1], c))
+        posedirs = None
+        if a.posedirs is not None:
+            posedirs = a.posedirs.reshape(a.posedirs.shape[0], -1, 3)[:, ids].reshape(a.posedirs.shape[0], -1).contiguous()
+        return cls(a.template[ids].contiguous(), a.shapedirs[ids].contiguous(), posedirs, ptr,
+                   a.skin_joint[rows].contiguous(), a.skin_weight[rows].contiguous(), ids)
+
+
+@dataclass
 class _Joints24Only:
     """smplx joint_mapper keeping the 24 kinematic joints (extra joints need SMPL's vertex ids)."""
 
@@ -149,21 +178,35 @@ class BodyModel(smplx.SMPL):
         self.register_buffer("lean_coco_vertices", cols, persistent=False)
         self.register_buffer("lean_coco_weights", self.coco_vertex_weights[:, cols].contiguous(), persistent=False)
 
-    def skin(self, rotmats: torch.Tensor, betas: torch.Tensor):
+    def skin(self, rotmats: torch.Tensor, betas: torch.Tensor, subset: "VertexSubset | None" = None):
         """Lean forward pass: rotmats (B,24,3,3), betas (B,10) → vertices (B,V,3), joints (B,24,3).
 
         No translation; equals `self(global_orient=rotmats[:, :1], body_pose=rotmats[:, 1:],
-        betas=betas, pose2rot=False)` (vertices, joints[:, :24]) up to float rounding."""
-        B, V = rotmats.shape[0], self.v_template.shape[0]
+        betas=betas, pose2rot=False)` (vertices, joints[:, :24]) up to float rounding. With a
+        `subset` (from `vertex_subset`) only those vertices are skinned: (B,len(subset),3)."""
+        B = rotmats.shape[0]
         nb = betas.shape[1]
         J = self.lean_joint_template + torch.einsum("bl,jcl->bjc", betas, self.lean_joint_shapedirs[..., :nb])
         joints, A = smplx.lbs.batch_rigid_transform(rotmats, J, self.parents)
-        v = self.v_template + (betas @ self.shapedirs[..., :nb].reshape(V * 3, nb).T).reshape(B, V, 3)
+        s = subset if subset is not None else self._all_vertices
+        V = s.template.shape[0]
+        v = s.template + (betas @ s.shapedirs[..., :nb].reshape(V * 3, nb).T).reshape(B, V, 3)
         if self.has_pose_blend:
             eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
-            v = v + ((rotmats[:, 1:] - eye).reshape(B, -1) @ self.posedirs).reshape(B, V, 3)
-        verts = skinning.skin(A, v, self.lean_skin_ptr, self.lean_skin_joint, self.lean_skin_weight)
+            v = v + ((rotmats[:, 1:] - eye).reshape(B, -1) @ s.posedirs).reshape(B, V, 3)
+        verts = skinning.skin(A, v, s.skin_ptr, s.skin_joint, s.skin_weight)
         return verts, joints
+
+    @property
+    def _all_vertices(self) -> "VertexSubset":
+        return VertexSubset(self.v_template, self.shapedirs, self.posedirs if self.has_pose_blend else None,
+                            self.lean_skin_ptr, self.lean_skin_joint, self.lean_skin_weight, None)
+
+    def vertex_subset(self, ids) -> "VertexSubset":
+        """The constants `skin` needs to pose only the vertices `ids` (in that order; make it after
+        moving the model to its device)."""
+        ids = torch.as_tensor(ids, dtype=torch.int64, device=self.v_template.device)
+        return VertexSubset.of(self, ids)
 
     def skin_keypoints(self, vertices: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:
         """COCO-17 keypoints (B,17,3) from `skin`'s vertices and joints (same as `keypoints`)."""

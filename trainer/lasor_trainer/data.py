@@ -236,7 +236,7 @@ class ShardDataset(torch.utils.data.Dataset):
         if s in self._cache:
             self._cache.move_to_end(s)
             return self._cache[s]
-        arrays = {k: f[k][()] for k in SMALL_FIELDS}
+        arrays = {k: f[k][()] for k in SMALL_FIELDS + ("mask",)}  # whole shard at once: batches use all of it
         self._cache[s] = arrays
         while len(self._cache) > self.cfg.data.shard_cache:
             self._cache.popitem(last=False)
@@ -251,7 +251,6 @@ class ShardDataset(torch.utils.data.Dataset):
         try:
             small = self._small(s)
             out = {k: v[i] for k, v in small.items()}
-            out["mask"] = self._file(s)["mask"][i]
         except (OSError, RuntimeError, KeyError, ValueError, IndexError) as e:  # a damaged shard (--no-verify)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise LasorError(f"{self.info.shards[s]}: unreadable sample {i} ({first[:200]}); "
@@ -316,13 +315,14 @@ def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: 
         weight = 1.0 - proxy.crop_mask((occl & ~visible).astype(np.uint8), x0, y0, side, ss)
     K = (A @ raw["cam_K"].astype(np.float64)).astype(np.float32)
     return {
-        "input": x.astype(np.float32),
+        "input": x.astype(np.float32, copy=False),
         "K": K,
         "kp2d": kp_crop,
         "kp_vis": vis.astype(np.int64),
         "sil_target": target.astype(np.float32),
         "sil_weight": weight.astype(np.float32),
-        "sil_amodal": proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss).astype(np.float32),
+        "sil_amodal": (target if cfg.loss.silhouette_target == "amodal"
+                       else proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss)).astype(np.float32),
         "pose": raw["pose"].astype(np.float32),
         "betas": raw["betas"].astype(np.float32),
         "gender": np.int64(raw["gender"]),
@@ -391,7 +391,10 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
 
 def collate(items):
-    return {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0]}
+    out = {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0] if k != "input"}
+    # the proxy is channels-last in memory (proxy.make_proxy): stack it as (B,S,S,C), view as (B,C,S,S)
+    out["input"] = torch.as_tensor(np.stack([it["input"].transpose(1, 2, 0) for it in items])).permute(0, 3, 1, 2)
+    return out
 
 
 def worker_init(_):

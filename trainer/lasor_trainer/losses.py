@@ -27,6 +27,7 @@ Losses (weights in `LossConfig`):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,14 +39,49 @@ from lasor_trainer.model import cam_to_translation, translation_to_cam
 GENDERS = ("neutral", "male", "female")
 
 
-class Bodies:
-    """The prediction model (neutral) and, for ground truth, the model of each sample's gender."""
+class CoarseBody:
+    """The training loss's view of the body: a coarse mesh on a subset of the vertices
+    (`lasor_shared.decimate`), weighted so that a mean over it stands for a mean over all vertices,
+    and COCO keypoint regressors moved onto it. Posing ~30 % of the vertices makes the body model,
+    the vertex loss and the silhouette renderer about 3× cheaper; evaluation always uses every vertex."""
 
-    def __init__(self, path: str | None = None, device="cpu"):
+    def __init__(self, model, cell: float):
+        from lasor_shared.decimate import coarse_body
+
+        keep, faces, weight, owner = coarse_body(model, cell)
+        # COCO keypoints: each vertex's regressor weight moves to the kept vertex standing for it
+        cw = model.coco_vertex_weights.cpu().numpy()
+        lost = np.flatnonzero((owner < 0) & (np.abs(cw).sum(0) > 0))  # rare: keep those vertices as they are
+        ids = np.concatenate([keep, lost])
+        owner = owner.copy()
+        owner[lost] = len(keep) + np.arange(len(lost))
+        coco_w = np.zeros((cw.shape[0], len(ids)))
+        used = np.flatnonzero(np.abs(cw).sum(0) > 0)
+        np.add.at(coco_w.T, owner[used], cw[:, used].T)
+        dev = model.v_template.device
+        self.n_mesh = len(keep)  # ids[:n_mesh] carry the mesh and the vertex loss
+        self.ids = torch.as_tensor(ids, device=dev)
+        self.faces = torch.as_tensor(faces, device=dev)
+        self.weight = torch.as_tensor(weight / weight.sum(), dtype=torch.float32, device=dev)
+        self.coco_weights = torch.as_tensor(coco_w, dtype=torch.float32, device=dev)  # (17, len(ids))
+        self._subsets = {}
+
+    def subset(self, model):
+        if id(model) not in self._subsets:
+            self._subsets[id(model)] = model.vertex_subset(self.ids)
+        return self._subsets[id(model)]
+
+
+class Bodies:
+    """The prediction model (neutral) and, for ground truth, the model of each sample's gender.
+    With `coarse_cell` > 0 the training loss poses only a `CoarseBody` (`coarse=True` calls)."""
+
+    def __init__(self, path: str | None = None, device="cpu", coarse_cell: float = 0.0):
         self.path, self.device = path, device
         self.pred = load_body_model(path, "neutral", device=device)
         self.models = {0: self.pred}
         self.faces = self.pred.faces_tensor.long().to(device)
+        self.coarse = CoarseBody(self.pred, coarse_cell) if coarse_cell > 0 else None
 
     def expected_sha(self, gender: str) -> str:
         """sha256 of the file this trainer uses as ground-truth body for `gender` (neutral/male/female)."""
@@ -67,33 +103,42 @@ class Bodies:
             self.models[gender] = self.pred if self.path is not None else load_body_model(None, name, device=self.device)
         return self.models[gender]
 
-    @staticmethod
-    def run(model, rotmats, betas, with_coco=True):
-        """Root-relative (joints (B,24,3), vertices (B,V,3), coco (B,17,3) or None) and the pelvis (B,3)."""
-        verts, joints = model.skin(rotmats, betas)
-        coco = model.skin_keypoints(verts, joints) if with_coco else None
+    def run(self, model, rotmats, betas, with_coco=True, coarse=False):
+        """Root-relative (joints (B,24,3), vertices (B,V,3), coco (B,17,3) or None) and the pelvis (B,3).
+        coarse: vertices of the `CoarseBody` only (B,len(coarse.ids),3)."""
+        c = self.coarse if coarse else None
+        verts, joints = model.skin(rotmats, betas, subset=None if c is None else c.subset(model))
+        coco = None
+        if with_coco:
+            coco = (model.skin_keypoints(verts, joints) if c is None else
+                    torch.einsum("kv,bvc->bkc", c.coco_weights, verts)
+                    + torch.einsum("kj,bjc->bkc", model.coco_joint_weights, joints))
         root = joints[:, :1]
         return joints - root, verts - root, None if coco is None else coco - root, root[:, 0]
 
-    def predict(self, rotmats, betas):
-        return self.run(self.pred, rotmats, betas)
+    def predict(self, rotmats, betas, coarse=False):
+        return self.run(self.pred, rotmats, betas, coarse=coarse)
 
     @torch.no_grad()
-    def targets(self, batch) -> dict:
+    def targets(self, batch, coarse=False) -> dict:
         pose, betas, gender = batch["pose"], batch["betas"], batch["gender"]
         B = pose.shape[0]
         rot = axis_angle_to_matrix(pose.reshape(B, 24, 3))
         rot = torch.cat([batch["cam_R"][:, None] @ rot[:, :1], rot[:, 1:]], 1)
-        joints = torch.zeros(B, 24, 3, device=pose.device)
-        verts = None
-        for g in gender.unique().tolist():
-            sel = gender == g
-            j, v, _, _ = self.run(self.model_for(int(g)), rot[sel], betas[sel], with_coco=False)
-            if verts is None:
-                verts = torch.zeros(B, v.shape[1], 3, device=pose.device)
-            joints[sel], verts[sel] = j, v
+        genders = gender.unique().tolist()
+        if len(genders) == 1:  # the usual case: no gathering and scattering
+            joints, verts, _, _ = self.run(self.model_for(int(genders[0])), rot, betas, with_coco=False, coarse=coarse)
+        else:
+            joints = torch.zeros(B, 24, 3, device=pose.device)
+            verts = None
+            for g in genders:
+                sel = gender == g
+                j, v, _, _ = self.run(self.model_for(int(g)), rot[sel], betas[sel], with_coco=False, coarse=coarse)
+                if verts is None:
+                    verts = torch.zeros(B, v.shape[1], 3, device=pose.device)
+                joints[sel], verts[sel] = j, v
         return {"rotmats": rot, "betas": betas, "joints": joints, "vertices": verts,
-                "root": batch["joints3d"][:, 0]}
+                "root": batch["joints3d"][:, 0], "coarse": coarse}
 
 
 def make_renderer(cfg: LossConfig, input_size: int, backend=None):
@@ -138,7 +183,8 @@ def compute_losses(pred: dict, tgt: dict, batch: dict, bodies: Bodies, cfg: Loss
     S = input_size
     if timer is not None:
         timer.start("body_pred")
-    joints, verts, coco, _ = bodies.predict(pred["rotmats"], pred["betas"])
+    coarse = bodies.coarse if tgt.get("coarse") else None  # targets posed on the coarse body: so is the prediction
+    joints, verts, coco, _ = bodies.predict(pred["rotmats"], pred["betas"], coarse=coarse is not None)
     if timer is not None:
         timer.stop("body_pred")
     T = cam_to_translation(pred["cam"], batch["K"], S)
@@ -146,8 +192,12 @@ def compute_losses(pred: dict, tgt: dict, batch: dict, bodies: Bodies, cfg: Loss
     losses["pose"] = F.mse_loss(pred["rotmats"], tgt["rotmats"])
     losses["betas"] = F.mse_loss(pred["betas"], tgt["betas"])
     losses["joints3d"] = (joints - tgt["joints"]).norm(dim=-1).mean()
-    k = cfg.vertex_subsample
-    losses["vertices"] = (verts[:, ::k] - tgt["vertices"][:, ::k]).norm(dim=-1).mean()
+    if coarse is not None:  # weighted mean over the coarse body = mean over all vertices
+        n = coarse.n_mesh
+        losses["vertices"] = ((verts[:, :n] - tgt["vertices"][:, :n]).norm(dim=-1) @ coarse.weight).mean()
+    else:
+        k = cfg.vertex_subsample
+        losses["vertices"] = (verts[:, ::k] - tgt["vertices"][:, ::k]).norm(dim=-1).mean()
     uv = project_points(coco + T[:, None], batch["K"])
     half = S / 2.0
     use = torch.zeros_like(batch["kp_vis"], dtype=torch.bool)
@@ -163,7 +213,11 @@ def compute_losses(pred: dict, tgt: dict, batch: dict, bodies: Bodies, cfg: Loss
         if timer is not None:
             timer.start("renderer")
         T_sil = T if cfg.silhouette_moves_camera else T.detach()
-        sil = render_silhouettes(renderer, verts, T_sil, batch["K"], bodies.faces, cfg.silhouette_grad_clip)
+        if coarse is not None:
+            sil = render_silhouettes(renderer, verts[:, :coarse.n_mesh], T_sil, batch["K"], coarse.faces,
+                                     cfg.silhouette_grad_clip)
+        else:
+            sil = render_silhouettes(renderer, verts, T_sil, batch["K"], bodies.faces, cfg.silhouette_grad_clip)
         w = batch["sil_weight"]
         losses["silhouette"] = ((sil - batch["sil_target"]) ** 2 * w).sum() / w.sum().clamp_min(1)
         if timer is not None:

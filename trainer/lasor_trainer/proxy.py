@@ -75,18 +75,28 @@ def transform_points(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def heatmaps(kp: np.ndarray, present: np.ndarray, size: int, sigma: float) -> np.ndarray:
     """(17, size, size) Gaussians at keypoints (crop pixels, centres at +0.5); zeros where absent."""
-    out = np.zeros((len(kp), size, size), dtype=np.float32)
-    grid = np.arange(size, dtype=np.float32) + 0.5
-    for k in np.flatnonzero(present):
-        gx = np.exp(-((grid - kp[k, 0]) ** 2) / (2 * sigma ** 2))
-        gy = np.exp(-((grid - kp[k, 1]) ** 2) / (2 * sigma ** 2))
-        out[k] = gy[:, None] * gx[None, :]
-    return out
+    out = np.zeros((size, size, len(kp)), dtype=np.float32)
+    _heatmaps_hwc(kp, present, size, sigma, out)
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def _heatmaps_hwc(kp, present, size, sigma, out):
+    """Gaussians written into out (size, size, 17) — channels last; `out` starts at zero."""
+    k = np.flatnonzero(present)
+    if len(k):
+        grid = np.arange(size, dtype=np.float32) + 0.5
+        g = np.exp(-((grid[:, None, None] - kp[k].astype(np.float32)[None]) ** 2) / np.float32(2 * sigma ** 2))
+        out[:, :, k] = g[:, None, :, 1] * g[None, :, :, 0]  # [y, x, k] = gy[y, k] · gx[x, k]
 
 
 def make_proxy(silhouette: np.ndarray, kp_crop: np.ndarray, present: np.ndarray, size: int,
                sigma_at_256: float) -> np.ndarray:
-    """(18, size, size) float32: silhouette channel (already cropped) + 17 keypoint heatmaps."""
+    """(18, size, size) float32: silhouette channel (already cropped) + 17 keypoint heatmaps.
+
+    The array is a view of (size, size, 18) memory — channels last, the layout the network's
+    convolutions use — so batching it (`data.collate`) needs no transposing copy."""
     sigma = sigma_at_256 * size / 256.0
-    hm = heatmaps(kp_crop, present, size, max(sigma, 0.5))
-    return np.concatenate([silhouette[None].astype(np.float32), hm], 0)
+    out = np.zeros((size, size, 1 + len(kp_crop)), dtype=np.float32)
+    out[..., 0] = silhouette
+    _heatmaps_hwc(kp_crop, present, size, max(sigma, 0.5), out[..., 1:])
+    return out.transpose(2, 0, 1)

