@@ -208,6 +208,26 @@ def test_shape_components_vary_more_than_size(gender, record_property):
 
 
 @pytest.mark.parametrize("gender", ["neutral", "male", "female"])
+def test_shape_space_spectrum_is_rotation_invariant(gender, record_property):
+    """The per-component RMS above depends on how the components are rotated among themselves (a
+    rotation of N(0, I) betas leaves the bodies' distribution unchanged); the beyond-scale spectrum
+    does not, and both carry the same total."""
+    from lasor_shared.anny_builder import shape_component_rms_mm, shape_space_spectrum_mm
+
+    data = np.load(embedded_model_path(gender))
+    vt, dirs = data["v_template"].astype(np.float64), data["shapedirs"].astype(np.float64)
+    spectrum, rms = shape_space_spectrum_mm(vt, dirs), shape_component_rms_mm(vt, dirs)
+    print(f"{gender}: beyond-scale spectrum (mm/SD): " + " ".join(f"{r:.1f}" for r in spectrum))
+    record_property("shape_space_spectrum_mm", spectrum.round(2).tolist())
+    assert np.all(np.diff(spectrum) <= 1e-9) and spectrum[-1] > 0
+    np.testing.assert_allclose((spectrum ** 2).sum(), (rms ** 2).sum(), rtol=1e-9)
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(10, 10)))
+    rotated = dirs @ q
+    np.testing.assert_allclose(shape_space_spectrum_mm(vt, rotated), spectrum, rtol=1e-9)
+    assert np.abs(shape_component_rms_mm(vt, rotated) - rms).max() > 1.0
+
+
+@pytest.mark.parametrize("gender", ["neutral", "male", "female"])
 def test_mean_body_is_far_from_bodies_of_the_demo_prior(gender, record_property):
     """PVE-T-SC (trainer metric) of the mean body against T-posed bodies with betas ~ N(0, std²), std
     from the demo recipe: ≥ 20 mm, so that predicting the mean shape cannot score like real shape."""

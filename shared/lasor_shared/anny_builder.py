@@ -265,6 +265,21 @@ def shape_component_rms_mm(v_template: np.ndarray, shapedirs: np.ndarray) -> np.
     return np.array(out)
 
 
+def shape_space_spectrum_mm(v_template: np.ndarray, shapedirs: np.ndarray) -> np.ndarray:
+    """(K,) the shape space's own dimensions beyond a uniform scaling, in mm RMS over vertices per SD.
+
+    The singular values of the components' beyond-scale parts (as in `shape_component_rms_mm`): the
+    standard deviations, along its principal directions, of the bodies' beyond-scale shape for
+    betas ~ N(0, I). Unlike the per-component RMS, they do not change when the components are
+    rotated among themselves (which leaves the distribution of bodies unchanged); the squares of
+    both sum to the same total.
+    """
+    T = v_template - v_template.mean(0)
+    d = shapedirs - shapedirs.mean(0, keepdims=True)
+    r = d - np.einsum("vck,vc->k", d, T)[None, None] / (T * T).sum() * T[..., None]
+    return 1000 * np.linalg.svd(r.reshape(-1, r.shape[-1]), compute_uv=False) / np.sqrt(len(v_template))
+
+
 def population_histograms(measures: dict, out_png: str, title: str = "") -> None:
     """Write a PNG with the population's height and BMI histograms."""
     import matplotlib
@@ -372,6 +387,9 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
         + " ".join(f"{e:.3f}" for e in explained[:10]) + f" (total {explained[:10].sum():.4f})")
     comp_rms = shape_component_rms_mm(v_template, shapedirs)
     log("per-SD vertex RMS of each component beyond uniform scale (mm): " + " ".join(f"{r:.1f}" for r in comp_rms))
+    spectrum = shape_space_spectrum_mm(v_template, shapedirs)
+    log("beyond-scale spectrum of the shape space (mm per SD, rotation-invariant): "
+        + " ".join(f"{r:.1f}" for r in spectrum))
 
     J_regressor = fit_joint_regressor(verts, joints)
     fitted = np.einsum("jv,svc->sjc", J_regressor, verts)
@@ -400,6 +418,7 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
             "proportion_factors": {k: {"range": list(r), "local_changes": c} for k, (r, c) in PROPORTION_FACTORS.items()}},
         "explained_variance_ratio_10": explained[:10].tolist(),
         "component_rms_beyond_scale_mm": comp_rms.tolist(),
+        "shape_space_spectrum_beyond_scale_mm": spectrum.tolist(),
         "joint_regressor_error_mm": {"mean": float(jerr.mean()), "max": float(jerr.max())},
         "anny_to_smpl": {"rotation": ANNY_TO_SMPL.tolist(), "offset": offset.tolist()},
         "posedirs": "zero (anny has no pose-corrective blend shapes)",
