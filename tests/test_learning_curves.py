@@ -1,0 +1,45 @@
+"""scripts/learning_curves.py: the power-law fit and the budget it implies."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(tmp_path, name, points):
+    d = tmp_path / name
+    d.mkdir()
+    with open(d / "val.jsonl", "w") as f:
+        for s, e in points:
+            f.write(json.dumps({"step": s, "val": {"mpjpe_mm": e, "pve_mm": 1.3 * e}}) + "\n")
+    return d
+
+
+def test_fit_recovers_a_power_law_and_its_budget(tmp_path):
+    A, c = 800.0, 0.2
+    run = _run(tmp_path, "r", [(s, A * s ** -c) for s in (1000, 2000, 4000, 8000, 16000)])
+    size4 = _run(tmp_path, "s4", [(2000, 230.0)])
+    size8 = _run(tmp_path, "s8", [(2000, 221.0)])
+    out = tmp_path / "lc"
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "learning_curves.py"), "--steps", f"a={run}",
+                    "--size", f"8192={size8}", "--size", f"4096={size4}", "--target", "100", "--out", str(out)],
+                   check=True, capture_output=True)
+    res = json.loads((out / "learning_curves.json").read_text())
+    fit = res["steps"]["a"]["fit"]
+    assert fit["A"] == pytest.approx(A, rel=1e-6) and fit["c"] == pytest.approx(c, rel=1e-6)
+    assert fit["points"] == 4  # from step 2000 on
+    assert res["steps"]["a"]["steps_to_target"] == pytest.approx((A / 100) ** (1 / c), rel=1e-6)
+    assert [r["n_samples"] for r in res["size"]] == [4096, 8192]
+    md = (out / "learning_curves.md").read_text()
+    assert "32,768 steps" in md and "| 8192 | 2000 | 221.0 |" in md
+    assert (out / "learning_curves.png").stat().st_size > 10_000
+
+
+def test_bad_argument_is_one_line(tmp_path):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "learning_curves.py"), "--steps", "nopath",
+                        "--out", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode != 0 and "NAME=RUN_DIR" in p.stderr
