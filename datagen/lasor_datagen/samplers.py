@@ -263,9 +263,10 @@ class OcclusionPlanner:
         self.drops += 1
         return None
 
-    def _person_depth(self, vertices0):
-        lo0, hi0 = bbox(vertices0)
-        person = BodyVolume(vertices0, self.faces)       # at transl 0: built once, queried with shifted points
+    def _person_depth(self, person):
+        """Penetration depth between the target and `person` (a BodyVolume at transl 0, queried with
+        shifted points) translated by tr."""
+        vertices0, lo0, hi0 = person.v, person.lo, person.hi
 
         def depth(tr):
             if np.any(lo0 + tr >= self.body.hi) or np.any(hi0 + tr <= self.body.lo):
@@ -276,7 +277,7 @@ class OcclusionPlanner:
     def place_person(self, rng, candidates, goal, front=True):
         """(index of the chosen candidate, ground translation) for a person in front of (or behind) the
         target; None when it cannot be placed without passing through the target. `candidates` are the
-        person's vertices (at transl 0) in alternative poses/headings: a front person takes the first
+        person's BodyVolumes (at transl 0) in alternative poses/headings: a front person takes the first
         that can hide `goal` (on the coarse estimate, at one of the gaps tried), else the one hiding
         most; a background person the first."""
         dh, side, dist_h = self._horizontal()
@@ -284,15 +285,16 @@ class OcclusionPlanner:
         ground_c = np.array([self.centre[0], 0.0, self.centre[2]])
         sign = 1.0 if rng.uniform() < 0.5 else -1.0
         if not front:
-            v0 = np.asarray(candidates[0], np.float64)
+            v0 = candidates[0].v
             q = ground_c + dh * rng.uniform(0.8, 2.0) + side * rng.uniform(-1.2, 1.2)
-            tr = self._separate(self._person_depth(v0), lambda tr: v0[::16] + tr, ground_transl(v0, (q[0], q[2])), dh)
+            tr = self._separate(self._person_depth(candidates[0]), lambda tr: v0[::16] + tr,
+                                ground_transl(v0, (q[0], q[2])), dh)
             return None if tr is None else (0, tr)
         max_gap = max(dist_h - 0.9, 0.2)
         drawn = min(rng.uniform(*pc.gap), max_gap)
         best = None
-        for k, v in enumerate(candidates):
-            v = np.asarray(v, np.float64)
+        for k, person in enumerate(candidates):
+            v = person.v
             cands = []
             for gap in _gaps(drawn, min(pc.gap[0], max_gap), max_gap):
                 q = ground_c - dh * gap
@@ -303,14 +305,15 @@ class OcclusionPlanner:
                     break
             pick = _pick(cands, goal)
             if best is None or pick[0] > best[0][0]:
-                best = (pick, k, v)
+                best = (pick, k)
             if pick[0] >= goal:
                 break
-        (_, tr, mask), k, v0 = best
+        (_, tr, mask), k = best
+        v0 = candidates[k].v
         lo0, hi0 = bbox(v0)
         cpm = sign * self._cells_per_m((lo0 + hi0) / 2 + tr, side)
         s = _slide(self.target, self.union, mask, cpm, goal)
-        tr = self._separate(self._person_depth(v0), lambda t: v0[::16] + t, tr + sign * s * side, -dh)
+        tr = self._separate(self._person_depth(candidates[k]), lambda t: v0[::16] + t, tr + sign * s * side, -dh)
         if tr is None:
             return None
         self.union |= self._mask(v0[::MASK_STEP] + tr)

@@ -139,8 +139,8 @@ def _draw(rng, ctx, stats):
 
 def _place(ctx, cam, verts, joints, body, d, person_verts, goal):
     """Occluders of one sample for a hidden-share goal: (planner, persons, objects); persons are
-    (person, chosen pose, translation, world vertices), person_verts the vertices of each person's
-    candidate poses. Its randomness comes from the sample's own placement seed, so a retry with
+    (person, chosen pose, translation, world vertices), person_verts the BodyVolumes (at transl 0) of
+    each person's candidate poses. Its randomness comes from the sample's own placement seed, so a retry with
     another goal draws the same numbers."""
     from lasor_datagen.samplers import OcclusionPlanner
 
@@ -155,7 +155,7 @@ def _place(ctx, cam, verts, joints, body, d, person_verts, goal):
         placed = planner.place_person(rng, v0, goal * k_goal / max(n_occ, 1), front=p["role"] == 1)
         if placed is not None:
             k, ptr = placed[0], placed[1].astype(np.float32)
-            persons.append((p, p["poses"][k], ptr, v0[k] + ptr))
+            persons.append((p, p["poses"][k], ptr, (v0[k].v + ptr).astype(np.float32)))
     objects = []
     for kind in d["objects"]:
         k_goal += 1
@@ -226,9 +226,9 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                     timing["sampling"] += time.perf_counter() - t
                     front = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
                     body = BodyVolume(verts, ctx.faces)      # the target's inside test, shared by the tries
-                    person_verts, j = [], pi
+                    person_verts, j = [], pi             # BodyVolumes of each person's candidates
                     for p in d["persons"]:
-                        person_verts.append(V0[j:j + len(p["poses"])])
+                        person_verts.append([BodyVolume(v, ctx.faces) for v in V0[j:j + len(p["poses"])]])
                         j += len(p["poses"])
                     want, best = d["goal"], None
                     for attempt in range(1 + OCC_RETRIES * (front > 0)):
