@@ -247,8 +247,8 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                         err = (1 - int((labels == TARGET).sum()) / n_am if n_am else 0.0) - d["goal"]
                         if best is None or abs(err) < abs(best[0]):
                             best = (err, planner, persons, objects, labels, depth)
-                        if abs(err) <= OCC_TOL:
-                            break
+                        if abs(err) <= OCC_TOL or (err < 0 and planner.covered() < want - OCC_TOL):
+                            break                           # on goal, or short because no placement hides more
                         want = float(np.clip(want - err, 0.0, 0.95))
                     _, planner, persons, objects, labels, depth = best
                     stats.add_placement(attempt, planner, len(d["persons"]) + len(d["objects"]))
