@@ -4,8 +4,10 @@ Scene layout: every body stands on the ground plane y = 0 (its lowest vertex), t
 on the vertical axis (x = z = 0). The camera orbits the target's bounding-box centre.
 
 Occluders are placed so that the target's hidden share approaches a drawn goal: each occluder
-starts on the line of sight (people: standing on the ground between the camera and the target;
-objects: in front of a random body part, standing on the ground or held), at the drawn gap or,
+starts on the line of sight (people: standing on the ground between the camera and the target, in
+the first of a few drawn poses/headings that can hide the goal, since a crouching, lying or side-on
+person often cannot; objects: in front of a random body part, else of the target's centre, standing
+on the ground or held), at the drawn gap or,
 when that cannot hide the goal, at the gap (within the recipe's range up to the camera) that can,
 then slides sideways until a coarse estimate of the covered share (point splats of the meshes on a
 64×64 grid over the image) reaches its goal (bisection). Finally it is pushed out of the target

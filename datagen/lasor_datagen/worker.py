@@ -2,7 +2,9 @@
 
 `generate_shard` is the task. Its randomness comes from SeedSequence([recipe seed, shard index])
 alone, consumed in a fixed order (chunks of `CHUNK` samples: draw parameters, one batched smplx
-forward per gender, then per sample: framing, occluder placement, two render passes, labels), and
+forward per gender (occluding people in all their candidate poses), then per sample: framing,
+occluder placement, two render passes (re-placements for a missed hidden-share goal redo only the
+second: the target's own pass does not depend on occluders), labels), and
 torch runs single-threaded, so a shard's bytes do not depend on which worker made it or when.
 
 The per-process context (body models, pose banks, the pyrender scene) lives in `_CONTEXTS`, a
