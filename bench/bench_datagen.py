@@ -5,6 +5,12 @@ the per-stage time split measured inside the tasks, the render-only ceiling (the
 of the same scenes), dataset MB per 1,000 samples, and the demo recipe's wall time.
 
     python bench/bench_datagen.py [--shards 4] [--samples 64] [--out bench/results/datagen.json]
+
+--compare OTHER_TREE instead times the demo recipe's shards in this tree and in another checkout of the
+project (e.g. `git worktree add /tmp/base <commit>`), alternating the two, one process each, one thread,
+no cluster (generate_shard in-process after a warm-up shard), and reports samples/s and their ratio:
+
+    python bench/bench_datagen.py --compare /tmp/base [--shards 4] [--reps 2] [--out bench/results/datagen-compare.json]
 """
 
 from __future__ import annotations
@@ -135,15 +141,59 @@ def demo_wall(tmp):
     return round(time.perf_counter() - t, 1)
 
 
+_SHARD_TIMER = """
+import json, os, sys, tempfile, time
+from lasor_datagen.orchestrate import prepare
+from lasor_datagen import worker
+recipe, rdict, inputs, rhash, body = prepare(sys.argv[1])[:5]
+n_shards = int(sys.argv[2])
+with tempfile.TemporaryDirectory() as tmp:
+    worker.generate_shard(rdict, rhash, body, 0, tmp)              # warm-up: builds the worker context
+    t, n = time.perf_counter(), 0
+    for i in range(1, n_shards + 1):
+        n += worker.generate_shard(rdict, rhash, body, i, tmp)["n_samples"]
+    print(json.dumps({"samples": n, "s": time.perf_counter() - t}))
+"""
+
+
+def compare(other, shards, reps):
+    """samples/s of the demo recipe in this tree and in `other`, alternating (see the module docstring)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"))
+    trees = {"this": ROOT, "other": os.path.abspath(other)}
+    runs = {k: [] for k in trees}
+    for _ in range(reps):
+        for name, tree in trees.items():
+            path = os.pathsep.join(os.path.join(tree, d) for d in ("shared", "datagen", "trainer"))
+            out = subprocess.run([sys.executable, "-c", _SHARD_TIMER, os.path.join(tree, "manifests", "demo.yaml"),
+                                  str(shards)], cwd=tree, env={**env, "PYTHONPATH": path}, capture_output=True,
+                                 text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            runs[name].append(round(r["samples"] / r["s"], 3))
+    best = {k: max(v) for k, v in runs.items()}
+    return {"recipe": "manifests/demo.yaml", "shards_timed": shards, "reps": reps, "other_tree": trees["other"],
+            "samples_per_s": runs, "best_samples_per_s": best,
+            "time_per_sample_this_over_other": round(best["other"] / best["this"], 3)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "datagen.json"))
     ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--compare", metavar="OTHER_TREE", help="Compare demo-recipe samples/s with another checkout.")
+    ap.add_argument("--reps", type=int, default=2, help="Alternations for --compare.")
     ap.add_argument("--external", action="store_true",
                     help="Also measure 1 and 2 workers through an external scheduler on 127.0.0.1.")
     args = ap.parse_args()
+    if args.compare:
+        result = compare(args.compare, args.shards, args.reps)
+        out = args.out if args.out != ap.get_default("out") else os.path.join(ROOT, "bench", "results",
+                                                                              "datagen-compare.json")
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+        print(json.dumps(result, indent=1))
+        return
     from lasor_datagen.gl import select_gl_platform
 
     gl = select_gl_platform()

@@ -69,3 +69,30 @@ def test_generated_scenes_pass_the_independent_audit(scene_dataset):
     assert a["penetrating"] == 0 and a["max_penetration_m"] <= 0.01, a
     assert a["off_ground"] == 0, a
     assert a["objects_out_of_size"] == 0, a
+
+
+def test_occluders_hide_the_share_the_recipe_asks(tmp_path):
+    """Occluding people and objects each hide what the recipe asks: the hidden share of front-occluded
+    samples at the 10th/50th/90th percentiles is within 0.06 of the target (uniform over
+    `occluded_fraction`), for people (who crouch, lie or stand side-on too) and for objects alike."""
+    from lasor_datagen.orchestrate import generate
+    from lasor_datagen.stats import front_occluded, load_fields, occluded_fraction
+
+    recipe = {"name": "occ", "seed": 11, "shards": 1, "samples_per_shard": 96, "image_size": 64,
+              "occlusion": {"unoccluded_share": 0.0, "occluded_fraction": [0.2, 0.7],
+                            "type_weights": {"person": 1, "object": 1},
+                            "person": {"max_count": 1, "background_prob": 0.0}, "object": {"max_count": 1}}}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    generate(str(path), str(tmp_path / "d"), workers=1, overwrite=True, progress=False, log=lambda *a: None)
+    data, manifest = load_fields(str(tmp_path / "d"), ("visible_fraction", "person_role", "n_object_occluders"))
+    target = manifest["recipe"]["occlusion"]["occluded_fraction"]
+    occ = occluded_fraction(data, target)
+    assert occ["n"] >= 90 and occ["target"] == [0.25, 0.45, 0.65], occ
+    assert np.abs(np.subtract(occ["achieved"], occ["target"])).max() <= 0.06, occ
+    by_person = (data["person_role"] == 1).sum(1) > 0
+    for name, keep in (("person", by_person), ("object", ~by_person)):
+        sub = occluded_fraction({k: v[keep] for k, v in data.items()}, target)
+        assert sub["n"] >= 35, (name, sub)
+        assert np.abs(np.subtract(sub["achieved"], sub["target"])).max() <= 0.08, (name, sub)
+    assert front_occluded(data).all()

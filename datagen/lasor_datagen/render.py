@@ -123,14 +123,12 @@ class SceneRenderer:
         glFlush()
         return rr._read_main_framebuffer(self.scene, flags)
 
-    def render(self, K, R, t, target_vertices, persons=(), objects=(), want_target_depth=True):
+    def render(self, K, R, t, target_vertices, persons=(), objects=()):
         """Label images and depths for one sample.
 
         persons: list of (V,3) vertex arrays; objects: list of (kind name, (Vk,3) vertices).
         Returns part (H,W) uint8, target depth (H,W) float32, labels (H,W) uint8, depth (H,W) float32.
         """
-        import pyrender
-
         self.r._platform.make_current()
         self.camera.fx, self.camera.fy = float(K[0, 0]), float(K[1, 1])
         self.camera.cx, self.camera.cy = float(K[0, 2]), float(K[1, 2])
@@ -138,6 +136,14 @@ class SceneRenderer:
         self.target.upload(target_vertices)
         for _, vids, mesh in self.parts:
             mesh.upload(target_vertices[vids])
+        part_rgb, target_depth = self._pass(self.part_map)
+        labels, depth = self.relabel(persons, objects)
+        return np.ascontiguousarray(part_rgb[..., 0]), target_depth, labels, depth
+
+    def relabel(self, persons=(), objects=()):
+        """Pass 2 alone with other occluders, same camera and target as the last `render` (the target's
+        own pass does not depend on them): labels (H,W) uint8, depth (H,W) float32."""
+        self.r._platform.make_current()
         full_map = {self.target.node: (TARGET, 0, 0)}
         for k, v in enumerate(persons):
             self.persons[k].upload(v)
@@ -146,15 +152,15 @@ class SceneRenderer:
             mesh = self.objects[k][kind]
             mesh.upload(v)
             full_map[mesh.node] = (OBJECT0 + k, 0, 0)
+        labels_rgb, depth = self._pass(full_map)
+        return np.ascontiguousarray(labels_rgb[..., 0]), depth
+
+    def _pass(self, node_colours):
         if self.fast:
-            part_rgb, target_depth = self._seg_pass(self.part_map)
-            labels_rgb, depth = self._seg_pass(full_map)
-        else:
-            flags = pyrender.RenderFlags.SEG
-            part_rgb, target_depth = self.r.render(self.scene, flags=flags, seg_node_map=self.part_map)
-            labels_rgb, depth = self.r.render(self.scene, flags=flags, seg_node_map=full_map)
-        return (np.ascontiguousarray(part_rgb[..., 0]), target_depth,
-                np.ascontiguousarray(labels_rgb[..., 0]), depth)
+            return self._seg_pass(node_colours)
+        import pyrender
+
+        return self.r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=node_colours)
 
     def close(self):
         self.r.delete()

@@ -4,8 +4,10 @@ Scene layout: every body stands on the ground plane y = 0 (its lowest vertex), t
 on the vertical axis (x = z = 0). The camera orbits the target's bounding-box centre.
 
 Occluders are placed so that the target's hidden share approaches a drawn goal: each occluder
-starts on the line of sight (people: standing on the ground between the camera and the target;
-objects: in front of a random body part, standing on the ground or held), at the drawn gap or,
+starts on the line of sight (people: standing on the ground between the camera and the target, in
+the first of a few drawn poses/headings that can hide the goal, since a crouching, lying or side-on
+person often cannot; objects: in front of a random body part, else of the target's centre, standing
+on the ground or held), at the drawn gap or,
 when that cannot hide the goal, at the gap (within the recipe's range up to the camera) that can,
 then slides sideways until a coarse estimate of the covered share (point splats of the meshes on a
 64×64 grid over the image) reaches its goal (bisection). Finally it is pushed out of the target
@@ -214,12 +216,13 @@ class OcclusionPlanner:
     cannot be freed in `MAX_PUSHES` steps, or would reach the camera, is dropped (`drops`).
     """
 
-    def __init__(self, cfg, image_size, cam: Camera, target_vertices, target_joints, faces):
+    def __init__(self, cfg, image_size, cam: Camera, target_vertices, target_joints, faces, body=None):
+        """`body`: the target's BodyVolume when already built (it is reused across re-placements)."""
         self.cfg, self.W, self.cam = cfg, image_size, cam
         self.cam_pos = -cam.R.T @ cam.t
         self.faces = faces
         self.verts = np.asarray(target_vertices, np.float64)
-        self.body = BodyVolume(target_vertices, faces)
+        self.body = BodyVolume(target_vertices, faces) if body is None else body
         self.target = self._mask(target_vertices[::MASK_STEP])
         self.union = np.zeros_like(self.target)
         lo, hi = bbox(target_vertices)
@@ -262,47 +265,61 @@ class OcclusionPlanner:
         self.drops += 1
         return None
 
-    def _person_depth(self, vertices0):
-        lo0, hi0 = bbox(vertices0)
+    def _person_depth(self, person):
+        """Penetration depth between the target and `person` (a BodyVolume at transl 0, queried with
+        shifted points) translated by tr."""
+        vertices0, lo0, hi0 = person.v, person.lo, person.hi
 
         def depth(tr):
             if np.any(lo0 + tr >= self.body.hi) or np.any(hi0 + tr <= self.body.lo):
                 return 0.0                         # bounding boxes apart
-            v = vertices0 + tr
-            return max(self.body.depth(v), BodyVolume(v, self.faces).depth(self.verts))
+            return max(self.body.depth(vertices0 + tr), person.depth(self.verts - tr))
         return depth
 
-    def place_person(self, rng, vertices0, goal, front=True):
-        """Ground translation for a person (vertices at transl 0) in front of (or behind) the target;
-        None when it cannot be placed without passing through the target."""
+    def place_person(self, rng, candidates, goal, front=True):
+        """(index of the chosen candidate, ground translation) for a person in front of (or behind) the
+        target; None when it cannot be placed without passing through the target. `candidates` are the
+        person's BodyVolumes (at transl 0) in alternative poses/headings: a front person takes the first
+        that can hide `goal` (on the coarse estimate, at one of the gaps tried), else the one hiding
+        most; a background person the first."""
         dh, side, dist_h = self._horizontal()
         pc = self.cfg.person
         ground_c = np.array([self.centre[0], 0.0, self.centre[2]])
         sign = 1.0 if rng.uniform() < 0.5 else -1.0
-        v0 = np.asarray(vertices0, np.float64)
         if not front:
+            v0 = candidates[0].v
             q = ground_c + dh * rng.uniform(0.8, 2.0) + side * rng.uniform(-1.2, 1.2)
-            return self._separate(self._person_depth(v0), lambda tr: v0[::16] + tr,
-                                  ground_transl(v0, (q[0], q[2])), dh)
+            tr = self._separate(self._person_depth(candidates[0]), lambda tr: v0[::16] + tr,
+                                ground_transl(v0, (q[0], q[2])), dh)
+            return None if tr is None else (0, tr)
         max_gap = max(dist_h - 0.9, 0.2)
         drawn = min(rng.uniform(*pc.gap), max_gap)
-        lo0, hi0 = bbox(v0)
-        cands = []
-        for gap in _gaps(drawn, min(pc.gap[0], max_gap), max_gap):
-            q = ground_c - dh * gap
-            tr = ground_transl(v0, (q[0], q[2]))
-            mask = self._mask(v0[::MASK_STEP] + tr)
-            cands.append((self._cover(mask), tr, mask))
-            if cands[0][0] >= goal:
+        best = None
+        for k, person in enumerate(candidates):
+            v = person.v
+            cands = []
+            for gap in _gaps(drawn, min(pc.gap[0], max_gap), max_gap):
+                q = ground_c - dh * gap
+                tr = ground_transl(v, (q[0], q[2]))
+                mask = self._mask(v[::MASK_STEP] + tr)
+                cands.append((self._cover(mask), tr, mask))
+                if cands[0][0] >= goal:
+                    break
+            pick = _pick(cands, goal)
+            if best is None or pick[0] > best[0][0]:
+                best = (pick, k)
+            if pick[0] >= goal:
                 break
-        c0, tr, mask = _pick(cands, goal)
-        best = (c0, tr, mask, sign * self._cells_per_m((lo0 + hi0) / 2 + tr, side))
-        _, tr, mask, cpm = best
+        (_, tr, mask), k = best
+        v0 = candidates[k].v
+        lo0, hi0 = bbox(v0)
+        cpm = sign * self._cells_per_m((lo0 + hi0) / 2 + tr, side)
         s = _slide(self.target, self.union, mask, cpm, goal)
-        tr = self._separate(self._person_depth(v0), lambda t: v0[::16] + t, tr + sign * s * side, -dh)
-        if tr is not None:
-            self.union |= self._mask(v0[::MASK_STEP] + tr)
-        return tr
+        tr = self._separate(self._person_depth(candidates[k]), lambda t: v0[::16] + t, tr + sign * s * side, -dh)
+        if tr is None:
+            return None
+        self.union |= self._mask(v0[::MASK_STEP] + tr)
+        return k, tr
 
     def _cover(self, mask):
         n = self.target.sum()
@@ -311,7 +328,9 @@ class OcclusionPlanner:
     def place_object(self, rng, kind: str, goal):
         """(kind code, 17 parameters) of an object sized by the recipe, standing on the ground or held,
         in front of a random body part; None when it cannot be placed outside the target. A standing
-        object that cannot hide its share of the target (short of it by more than 0.05) is held instead."""
+        object that cannot hide its share of the target (short of it by more than 0.05) is held instead,
+        and one in front of the body part that cannot is put in front of the target's centre (else: the
+        plan hiding most)."""
         oc = self.cfg.object
         ext = rng.uniform(*oc.size, size=3) * self.height
         radii = rng.uniform(0.5, 1.0, PRISM_SIDES)
@@ -328,15 +347,21 @@ class OcclusionPlanner:
         elif kind == "cylinder":
             ext[2] = ext[0]
         modes = [True] if held else [False, True]
-        for held in modes:
-            e = ext.copy()
-            if kind == "slab":
-                e[thin_axis[held]] = thickness
-            plan = self._approach(kind, pack_object_params(np.zeros(3), e, rotation[held], radii), part, gap,
-                                  theta, held, goal)
-            if plan[0] >= goal - 0.05:
+        best = None
+        for aim in (part, self.centre):
+            for held in modes:
+                e = ext.copy()
+                if kind == "slab":
+                    e[thin_axis[held]] = thickness
+                plan = self._approach(kind, pack_object_params(np.zeros(3), e, rotation[held], radii), aim, gap,
+                                      theta, held, goal)
+                if best is None or plan[0] > best[0]:
+                    best = plan
+                if plan[0] >= goal - 0.05:
+                    break
+            if best[0] >= goal - 0.05:
                 break
-        _, centre, mask, lift, toward, direction, params0 = plan
+        _, centre, mask, lift, toward, direction, params0 = plan if plan[0] >= goal - 0.05 else best
         pts0 = object_surface_points(kind, params0)
         verts0 = object_vertices(kind, params0).astype(np.float64)
         cpm = self._cells_per_m(centre, direction)

@@ -2,7 +2,9 @@
 
 `generate_shard` is the task. Its randomness comes from SeedSequence([recipe seed, shard index])
 alone, consumed in a fixed order (chunks of `CHUNK` samples: draw parameters, one batched smplx
-forward per gender, then per sample: framing, occluder placement, two render passes, labels), and
+forward per gender (occluding people in all their candidate poses), then per sample: framing,
+occluder placement, two render passes (re-placements for a missed hidden-share goal redo only the
+second: the target's own pass does not depend on occluders), labels), and
 torch runs single-threaded, so a shard's bytes do not depend on which worker made it or when.
 
 The per-process context (body models, pose banks, the pyrender scene) lives in `_CONTEXTS`, a
@@ -21,6 +23,7 @@ CHUNK = 32
 MAX_POSE_DRAWS = 50     # successive self-penetrating poses before giving up on a pose source
 OCC_RETRIES = 2         # re-placements (and renders) aiming the measured hidden share at its goal
 OCC_TOL = 0.03          # … when it misses by more than this
+PERSON_CANDIDATES = 3   # poses/headings drawn per occluding person; placement keeps one that can hide its goal
 _CONTEXTS: dict = {}
 
 
@@ -125,7 +128,8 @@ def _draw(rng, ctx, stats):
     n_p, n_o, goal, background = plan_occlusion(rng, occ)
     persons = []
     for role in [1] * n_p + ([2] if background else []):
-        persons.append({"pose": heading(_pose(rng, ctx, stats), rng.uniform(0, 2 * np.pi)),
+        k = PERSON_CANDIDATES if role == 1 else 1
+        persons.append({"poses": [heading(_pose(rng, ctx, stats), rng.uniform(0, 2 * np.pi)) for _ in range(k)],
                         "betas": sample_betas(rng, r.shapes.betas_std),
                         "gender": sample_gender(rng, r.body_model.genders), "role": role})
     s["persons"] = persons
@@ -135,23 +139,25 @@ def _draw(rng, ctx, stats):
     return s
 
 
-def _place(ctx, cam, verts, joints, d, person_verts, goal):
-    """Occluders of one sample for a hidden-share goal: (planner, persons, objects). Its randomness comes
-    from the sample's own placement seed, so a retry with another goal draws the same numbers."""
+def _place(ctx, cam, verts, joints, body, d, person_verts, goal):
+    """Occluders of one sample for a hidden-share goal: (planner, persons, objects); persons are
+    (person, chosen pose, translation, world vertices), person_verts the BodyVolumes (at transl 0) of
+    each person's candidate poses. Its randomness comes from the sample's own placement seed, so a retry with
+    another goal draws the same numbers."""
     from lasor_datagen.samplers import OcclusionPlanner
 
     rng = np.random.default_rng(d["placement_seed"])
-    planner = OcclusionPlanner(ctx.recipe.occlusion, ctx.recipe.image_size, cam, verts, joints, ctx.faces)
+    planner = OcclusionPlanner(ctx.recipe.occlusion, ctx.recipe.image_size, cam, verts, joints, ctx.faces, body)
     n_occ = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
     k_goal = 0
     persons = []
     for p, v0 in zip(d["persons"], person_verts):
         if p["role"] == 1:
             k_goal += 1
-        ptr = planner.place_person(rng, v0, goal * k_goal / max(n_occ, 1), front=p["role"] == 1)
-        if ptr is not None:
-            ptr = ptr.astype(np.float32)
-            persons.append((p, ptr, v0 + ptr))
+        placed = planner.place_person(rng, v0, goal * k_goal / max(n_occ, 1), front=p["role"] == 1)
+        if placed is not None:
+            k, ptr = placed[0], placed[1].astype(np.float32)
+            persons.append((p, p["poses"][k], ptr, (v0[k].v + ptr).astype(np.float32)))
     objects = []
     for kind in d["objects"]:
         k_goal += 1
@@ -177,6 +183,7 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                                       occluder_type, visibility)
     from lasor_datagen.samplers import frame_camera, ground_transl, stratified_azimuths
     from lasor_datagen.render import TARGET
+    from lasor_datagen.contact import BodyVolume
     from lasor_datagen.scene import object_vertices
     from lasor_datagen.stats import ShardStats
     from lasor_datagen.writer import ShardWriter
@@ -208,7 +215,7 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                 timing["sampling"] += time.perf_counter() - t
                 t = time.perf_counter()
                 bodies = [(d["pose"], d["betas"], d["gender"]) for d in draws]
-                bodies += [(p["pose"], p["betas"], p["gender"]) for d in draws for p in d["persons"]]
+                bodies += [(q, p["betas"], p["gender"]) for d in draws for p in d["persons"] for q in p["poses"]]
                 V0, J0, C0 = ctx.forward(*zip(*bodies))
                 timing["body_model"] += time.perf_counter() - t
                 rows = _empty_rows(schema, m)
@@ -220,27 +227,34 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                     cam = frame_camera(rng, r.camera, W, azimuths[start + i], verts)
                     timing["sampling"] += time.perf_counter() - t
                     front = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
+                    body = BodyVolume(verts, ctx.faces)      # the target's inside test, shared by the tries
+                    person_verts, j = [], pi             # BodyVolumes of each person's candidates
+                    for p in d["persons"]:
+                        person_verts.append([BodyVolume(v, ctx.faces) for v in V0[j:j + len(p["poses"])]])
+                        j += len(p["poses"])
                     want, best = d["goal"], None
                     for attempt in range(1 + OCC_RETRIES * (front > 0)):
                         t = time.perf_counter()
-                        planner, persons, objects = _place(ctx, cam, verts, joints, d,
-                                                           V0[pi:pi + len(d["persons"])], want)
+                        planner, persons, objects = _place(ctx, cam, verts, joints, body, d, person_verts, want)
                         timing["sampling"] += time.perf_counter() - t
                         t = time.perf_counter()
-                        out = ctx.renderer.render(
-                            cam.K, cam.R, cam.t, verts, [pv for _, _, pv in persons],
-                            [(kind, object_vertices(kind, params)) for kind, _, params in objects])
+                        occluders = ([pv for *_, pv in persons],
+                                     [(kind, object_vertices(kind, params)) for kind, _, params in objects])
+                        if attempt == 0:
+                            part, tdepth, labels, depth = ctx.renderer.render(cam.K, cam.R, cam.t, verts, *occluders)
+                            n_am = int((part > 0).sum())
+                        else:                               # the target's own pass is unchanged
+                            labels, depth = ctx.renderer.relabel(*occluders)
                         timing["render"] += time.perf_counter() - t
-                        n_am = int((out[0] > 0).sum())
-                        err = (1 - int((out[2] == TARGET).sum()) / n_am if n_am else 0.0) - d["goal"]
+                        err = (1 - int((labels == TARGET).sum()) / n_am if n_am else 0.0) - d["goal"]
                         if best is None or abs(err) < abs(best[0]):
-                            best = (err, planner, persons, objects, out)
-                        if abs(err) <= OCC_TOL:
-                            break
+                            best = (err, planner, persons, objects, labels, depth)
+                        if abs(err) <= OCC_TOL or (err < 0 and planner.covered() < want - OCC_TOL):
+                            break                           # on goal, or short because no placement hides more
                         want = float(np.clip(want - err, 0.0, 0.95))
-                    _, planner, persons, objects, (part, tdepth, labels, depth) = best
+                    _, planner, persons, objects, labels, depth = best
                     stats.add_placement(attempt, planner, len(d["persons"]) + len(d["objects"]))
-                    pi += len(d["persons"])
+                    pi += sum(len(p["poses"]) for p in d["persons"])
                     t = time.perf_counter()
                     mask, n_am, n_mod, hp, ho = masks(part, labels)
                     uv_c, z_c = project(kps.astype(np.float64), cam.K, cam.R, cam.t)
@@ -259,8 +273,8 @@ def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: 
                         "occluder_type": occluder_type(n_am, hp, ho, OCCLUDER_MIN_SHARE),
                         "n_person_occluders": len(persons), "n_object_occluders": len(objects),
                     }
-                    for k, (p, ptr, _) in enumerate(persons):
-                        rows["person_pose"][i, k] = p["pose"]
+                    for k, (p, pose, ptr, _) in enumerate(persons):
+                        rows["person_pose"][i, k] = pose
                         rows["person_betas"][i, k] = p["betas"]
                         rows["person_transl"][i, k] = ptr
                         rows["person_gender"][i, k] = GENDER_CODES[p["gender"]]
