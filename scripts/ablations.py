@@ -106,8 +106,9 @@ def main():
                 cmd += ["--set", s]
             sh(cmd)
         ev = os.path.join(a.out, f"eval-{run}")
-        sh([exe["lasor-eval"], "--checkpoint", os.path.join(run_dir, "best.pt"), "--data", a.test, "--out", ev,
-            "--device", a.device])
+        ckpt, done = os.path.join(run_dir, "best.pt"), os.path.join(ev, "metrics.json")
+        if not (os.path.exists(done) and os.path.getmtime(done) > os.path.getmtime(ckpt)):  # else: evaluated already
+            sh([exe["lasor-eval"], "--checkpoint", ckpt, "--data", a.test, "--out", ev, "--device", a.device])
         with open(os.path.join(ev, "metrics.json")) as f:
             results[run] = json.load(f)["metrics"]
     rows = []
