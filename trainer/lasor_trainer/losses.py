@@ -51,12 +51,13 @@ class CoarseBody:
         keep, faces, weight, owner = coarse_body(model, cell)
         # COCO keypoints: each vertex's regressor weight moves to the kept vertex standing for it
         cw = model.coco_vertex_weights.cpu().numpy()
-        lost = np.flatnonzero((owner < 0) & (np.abs(cw).sum(0) > 0))  # rare: keep those vertices as they are
+        in_use = np.abs(cw).sum(0) > 0
+        lost = np.flatnonzero((owner < 0) & in_use)  # rare: keep those vertices as they are
         ids = np.concatenate([keep, lost])
         owner = owner.copy()
         owner[lost] = len(keep) + np.arange(len(lost))
         coco_w = np.zeros((cw.shape[0], len(ids)))
-        used = np.flatnonzero(np.abs(cw).sum(0) > 0)
+        used = np.flatnonzero(in_use)
         np.add.at(coco_w.T, owner[used], cw[:, used].T)
         dev = model.v_template.device
         self.n_mesh = len(keep)  # ids[:n_mesh] carry the mesh and the vertex loss
