@@ -164,6 +164,10 @@ def test_fast_pass_matches_pyrender(scene):
         slow = r.render(*cam, v, [person], [("prism", obj)])
     finally:
         r.fast = True
-    for a, b in zip(fast, slow):
-        assert np.array_equal(a, b)
+    part, tdepth, labels, depth = fast
+    assert np.array_equal(part, slow[0]) and np.array_equal(labels, slow[2])
+    # depths: the fast path reads a single-sample depth buffer, pyrender its resolved 4× one; they may
+    # differ by a 24-bit depth step (≈ 2e-5 m at 4 m with znear 0.05), never in which pixels are hit
+    for a, b in ((tdepth, slow[1]), (depth, slow[3])):
+        assert np.array_equal(a > 0, b > 0) and np.abs(a - b).max() < 1e-4
     assert set(np.unique(fast[2])) == {0, TARGET, PERSON0, OBJECT0}

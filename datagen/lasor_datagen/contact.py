@@ -3,8 +3,10 @@
 - `BodyVolume`: inside test and penetration depth of points against a posed body mesh. The sign
   comes from the nearest vertex's area-weighted normal, the depth from the distance to that vertex's
   tangent plane (exact for a locally flat surface, an underestimate deep inside, where it is large
-  anyway); only points inside the body's bounding box are looked at, and the k-d tree is built on
-  first need.
+  anyway). Only points that can be inside are looked up in the k-d tree: those in the body's
+  bounding box whose `VOXEL` cell is on or inside the surface (a voxel shell of the mesh, dilated by
+  one cell, flood-filled from outside); points in cells the fill reaches are outside. Tree and grid
+  are built on first need.
 - `convex_depth`: exact penetration depth of points inside a convex mesh (every object occluder
   is convex as rendered: box, slab, cylinder, sphere and prism meshes).
 - `SelfContact`: a capsule body built from the model's mean shape (rest joints, and per-bone radii
@@ -16,10 +18,12 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 PENETRATION_TOL = 0.005   # m: deeper than this counts as interpenetration while placing (audit: 1 cm)
+VOXEL = 0.03              # m: cells of the inside/outside grid (edges of the body mesh reach 6 cm)
 SLACK = 0.75              # capsules may overlap by 25 % of their radii (soft tissue, touching)
 
 
@@ -33,6 +37,34 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
+def _dilate(a: np.ndarray) -> np.ndarray:
+    """3×3×3 box dilation of a boolean grid (three separable 1-D passes)."""
+    for ax in range(3):
+        b = a.copy()
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax], hi[ax] = slice(None, -1), slice(1, None)
+        b[tuple(lo)] |= a[tuple(hi)]
+        b[tuple(hi)] |= a[tuple(lo)]
+        a = b
+    return a
+
+
+_INCIDENCE: dict = {}
+
+
+def _incidence(faces: np.ndarray, n_vertices: int):
+    """Vertex × face incidence (CSR) of a mesh topology, built once per faces array."""
+    key = (id(faces), n_vertices)
+    if key not in _INCIDENCE or _INCIDENCE[key][0] is not faces:
+        import scipy.sparse as sp
+
+        rows = np.asarray(faces).ravel()
+        cols = np.repeat(np.arange(len(faces)), 3)
+        _INCIDENCE[key] = (faces, sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, len(faces))))
+    return _INCIDENCE[key][1]
+
+
 class BodyVolume:
     """A posed body mesh for inside tests (see the module docstring)."""
 
@@ -41,7 +73,30 @@ class BodyVolume:
         self.faces = faces
         self.lo = np.array([self.v[:, k].min() for k in range(3)])
         self.hi = np.array([self.v[:, k].max() for k in range(3)])
-        self._tree = self._normals = None
+        self._tree = self._cells = None
+
+    def _build_cells(self):
+        """Cells holding the surface (vertices and edge midpoints: ≤ 3.1 cm apart), dilated by one
+        cell, and those the outside does not reach through the others."""
+        self._origin = self.lo - 2 * VOXEL
+        shape = np.floor((self.hi - self._origin) / VOXEL).astype(int) + 3
+        tri = self.v[self.faces]
+        surface = np.concatenate([self.v, (tri + np.roll(tri, 1, axis=1)).reshape(-1, 3) / 2])
+        shell = np.zeros(shape, bool)
+        shell[tuple(np.floor((surface - self._origin) / VOXEL).astype(int).T)] = True
+        regions, _ = ndimage.label(~_dilate(shell))
+        self._cells = regions != regions[0, 0, 0]         # shell or enclosed: may be inside
+
+    def _normals_at(self, idx: np.ndarray) -> np.ndarray:
+        """Area-weighted unit normals of the vertices `idx` (= vertex_normals(...)[idx])."""
+        u, inverse = np.unique(idx, return_inverse=True)
+        rows = _incidence(self.faces, len(self.v))[u]
+        fn = np.zeros((len(self.faces), 3))
+        f = np.unique(rows.indices)
+        tri = self.v[self.faces[f]]
+        fn[f] = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        n = rows @ fn
+        return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12))[inverse]
 
     def depth(self, points: np.ndarray) -> float:
         """Deepest penetration (m) of `points` into the body; 0 when none is inside."""
@@ -52,11 +107,16 @@ class BodyVolume:
         if not keep.any():
             return 0.0
         p = p[keep].astype(np.float64)
+        if self._cells is None:
+            self._build_cells()
+        ijk = np.floor((p - self._origin) / VOXEL).astype(int)      # in the grid: p is in the bbox
+        p = p[self._cells[ijk[:, 0], ijk[:, 1], ijk[:, 2]]]
+        if not len(p):
+            return 0.0
         if self._tree is None:
             self._tree = cKDTree(self.v)
-            self._normals = vertex_normals(self.v, self.faces)
         _, i = self._tree.query(p)
-        s = np.einsum("ij,ij->i", p - self.v[i], self._normals[i])
+        s = np.einsum("ij,ij->i", p - self.v[i], self._normals_at(i))
         return float(max(-s.min(), 0.0))
 
 

@@ -8,7 +8,14 @@ and, per object slot, one mesh per primitive kind. A sample only rewrites vertex
 Passes (both SEG: flat label colours, multisampling off, so every pixel is decided at its centre
 and label images are exact):
 1. target alone, 24 part nodes → part labels (1 + SMPL joint index) and the target's own depth;
-2. full scene → labels: 1 target, 32 + k person k, 64 + k object k, and front-most depth.
+2. occluders alone (persons 32 + k, objects 64 + k), composited with pass 1 by depth: the label is an
+   occluder's where it is strictly nearer than the target, else the target's (1) — exactly what one
+   pass over the full scene gives (the target drawn first wins depth ties under GL_LESS, and a
+   triangle's fragments and depths do not depend on what else is drawn), without re-drawing the
+   target's 27k triangles. Re-placing occluders (`relabel`) redoes pass 2 only.
+Fast passes draw into pyrender's single-sample framebuffer and read it back directly (its 4× MSAA
+buffer and resolve blit are of no use with multisampling off). `fast=False` renders the full scene
+with pyrender's own SEG pass instead — the reference the tests compare against pixel for pixel.
 """
 
 from __future__ import annotations
@@ -83,26 +90,35 @@ class SceneRenderer:
 
     def _seg_pass(self, node_colours):
         """pyrender's SEG forward pass, minus its per-draw overhead (program binding, 4 uniforms and
-        state per primitive): bind the segmentation program once, then per mesh set its colour and
-        draw. Same shaders, state and framebuffer read-back as pyrender 1.0.1's SEG pass (checked
-        pixel for pixel against it in tests/test_datagen_labels.py)."""
+        state per primitive) and its multisample buffer: bind the segmentation program once, then per
+        mesh set its colour and draw. → (labels (H,W) uint8 = the colours' red, window depth (H,W)
+        float32 with 1 where nothing was drawn)."""
         import ctypes
 
-        from OpenGL.GL import (GL_BLEND, GL_COLOR_BUFFER_BIT, GL_CULL_FACE, GL_BACK, GL_DEPTH_BUFFER_BIT,
-                               GL_FILL, GL_FRONT_AND_BACK, GL_MULTISAMPLE, GL_ONE, GL_PROGRAM_POINT_SIZE,
-                               GL_UNSIGNED_INT, GL_ZERO, glBlendFunc, glClear, glClearColor, glCullFace,
-                               glDisable, glDrawElementsInstanced, glEnable, glFlush, glPolygonMode)
+        from OpenGL.GL import (GL_BACK, GL_BLEND, GL_COLOR_BUFFER_BIT, GL_CULL_FACE, GL_DEPTH_BUFFER_BIT,
+                               GL_DEPTH_COMPONENT, GL_DEPTH_TEST, GL_FILL, GL_FLOAT, GL_FRAMEBUFFER,
+                               GL_FRONT_AND_BACK, GL_LESS, GL_MULTISAMPLE, GL_ONE, GL_PACK_ALIGNMENT,
+                               GL_PROGRAM_POINT_SIZE, GL_RED, GL_TRUE, GL_UNSIGNED_BYTE, GL_UNSIGNED_INT, GL_ZERO,
+                               glBindFramebuffer, glBlendFunc, glClear, glClearColor, glCullFace, glDepthFunc,
+                               glDepthMask, glDepthRange, glDisable, glDrawElementsInstanced, glEnable, glFlush,
+                               glPixelStorei, glPolygonMode, glReadPixels, glViewport)
         from pyrender.constants import ProgramFlags, RenderFlags
 
         rr = self.r._renderer
-        flags = RenderFlags.SEG | RenderFlags.OFFSCREEN
-        rr._configure_forward_pass_viewport(flags)
+        rr._configure_main_framebuffer()                  # pyrender's buffers, made on first use
+        glBindFramebuffer(GL_FRAMEBUFFER, rr._main_fb)    # its single-sample one
+        W, H = rr._main_fb_dims
+        glViewport(0, 0, W, H)
+        glEnable(GL_DEPTH_TEST)
+        glDepthMask(GL_TRUE)
+        glDepthFunc(GL_LESS)
+        glDepthRange(0.0, 1.0)
         glClearColor(0.0, 0.0, 0.0, 1.0)
         glClear(GL_COLOR_BUFFER_BIT | GL_DEPTH_BUFFER_BIT)
         glDisable(GL_MULTISAMPLE)
         V, P = rr._get_camera_matrices(self.scene)
         first = next(iter(node_colours)).mesh.primitives[0]
-        program = rr._get_primitive_program(first, flags, ProgramFlags.USE_MATERIAL)
+        program = rr._get_primitive_program(first, RenderFlags.SEG | RenderFlags.OFFSCREEN, ProgramFlags.USE_MATERIAL)
         program._bind()
         program.set_uniform("V", V)
         program.set_uniform("P", P)
@@ -121,7 +137,20 @@ class SceneRenderer:
             prim._unbind()
         program._unbind()
         glFlush()
-        return rr._read_main_framebuffer(self.scene, flags)
+        glPixelStorei(GL_PACK_ALIGNMENT, 1)
+        depth = np.frombuffer(glReadPixels(0, 0, W, H, GL_DEPTH_COMPONENT, GL_FLOAT), np.float32).reshape(H, W)
+        labels = np.frombuffer(glReadPixels(0, 0, W, H, GL_RED, GL_UNSIGNED_BYTE), np.uint8).reshape(H, W)
+        return labels[::-1].copy(), depth[::-1].copy()      # OpenGL's rows run bottom-up
+
+    def _metric_depth(self, window):
+        """Window depth → metres along the optical axis (0 where nothing), as pyrender computes it."""
+        zn, zf = self.camera.znear, self.camera.zfar
+        empty = window == 1.0
+        d = 2.0 * window - 1.0
+        hit = np.logical_not(empty)
+        d[hit] = (2.0 * zn * zf) / (zf + zn - d[hit] * (zf - zn))
+        d[empty] = 0.0
+        return d
 
     def render(self, K, R, t, target_vertices, persons=(), objects=()):
         """Label images and depths for one sample.
@@ -133,34 +162,46 @@ class SceneRenderer:
         self.camera.fx, self.camera.fy = float(K[0, 0]), float(K[1, 1])
         self.camera.cx, self.camera.cy = float(K[0, 2]), float(K[1, 2])
         self.scene.set_pose(self.cam_node, opengl_camera_pose(R, t))
-        self.target.upload(target_vertices)
         for _, vids, mesh in self.parts:
             mesh.upload(target_vertices[vids])
-        part_rgb, target_depth = self._pass(self.part_map)
+        if self.fast:
+            self._part, self._window = self._seg_pass(self.part_map)
+            target_depth = self._metric_depth(self._window.copy())
+        else:
+            import pyrender
+
+            self.target.upload(target_vertices)
+            rgb, target_depth = self.r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=self.part_map)
+            self._part = np.ascontiguousarray(rgb[..., 0])
         labels, depth = self.relabel(persons, objects)
-        return np.ascontiguousarray(part_rgb[..., 0]), target_depth, labels, depth
+        return self._part.copy(), target_depth, labels, depth
 
     def relabel(self, persons=(), objects=()):
         """Pass 2 alone with other occluders, same camera and target as the last `render` (the target's
         own pass does not depend on them): labels (H,W) uint8, depth (H,W) float32."""
         self.r._platform.make_current()
-        full_map = {self.target.node: (TARGET, 0, 0)}
+        occluders = {}
         for k, v in enumerate(persons):
             self.persons[k].upload(v)
-            full_map[self.persons[k].node] = (PERSON0 + k, 0, 0)
+            occluders[self.persons[k].node] = (PERSON0 + k, 0, 0)
         for k, (kind, v) in enumerate(objects):
             mesh = self.objects[k][kind]
             mesh.upload(v)
-            full_map[mesh.node] = (OBJECT0 + k, 0, 0)
-        labels_rgb, depth = self._pass(full_map)
-        return np.ascontiguousarray(labels_rgb[..., 0]), depth
+            occluders[mesh.node] = (OBJECT0 + k, 0, 0)
+        if not self.fast:
+            import pyrender
 
-    def _pass(self, node_colours):
-        if self.fast:
-            return self._seg_pass(node_colours)
-        import pyrender
-
-        return self.r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=node_colours)
+            rgb, depth = self.r.render(self.scene, flags=pyrender.RenderFlags.SEG,
+                                       seg_node_map={self.target.node: (TARGET, 0, 0), **occluders})
+            return np.ascontiguousarray(rgb[..., 0]), depth
+        labels = np.where(self._part > 0, TARGET, 0).astype(np.uint8)
+        window = self._window.copy()
+        if occluders:
+            occ_labels, occ_window = self._seg_pass(occluders)
+            front = occ_window < window                     # strictly nearer: the target wins ties
+            labels[front] = occ_labels[front]
+            window[front] = occ_window[front]
+        return labels, self._metric_depth(window)
 
     def close(self):
         self.r.delete()

@@ -90,7 +90,11 @@ def sample_gender(rng, weights: dict) -> str:
 
 def ground_transl(vertices: np.ndarray, at=(0.0, 0.0)) -> np.ndarray:
     """Translation putting a body's lowest vertex on y = 0 and its bbox centre (x, z) at `at`."""
-    lo, hi = bbox(vertices)
+    return ground_transl_box(*bbox(vertices), at)
+
+
+def ground_transl_box(lo, hi, at=(0.0, 0.0)) -> np.ndarray:
+    """ground_transl of a body whose bounding box is (lo, hi)."""
     c = (lo + hi) / 2
     return np.array([at[0] - c[0], -lo[1], at[1] - c[2]])
 
@@ -232,8 +236,20 @@ class OcclusionPlanner:
         self.pushes = self.drops = 0
 
     def _mask(self, points):
-        uv, z = fast_project(points, self.cam.K, self.cam.R, self.cam.t)
-        return _splat(uv[z > 0.05], self.W)
+        return self._masker(points)(np.zeros(3))
+
+    def _masker(self, points):
+        """offset → coarse mask of `points` + offset; the points' projection is shared by all offsets."""
+        P = (self.cam.K @ np.concatenate([self.cam.R, self.cam.t[:, None]], 1)).astype(np.float32)
+        x0 = np.asarray(points, np.float32) @ P[:, :3].T
+
+        def at(offset):
+            x = x0 + (P[:, :3] @ np.asarray(offset, np.float32) + P[:, 3])
+            z = x[:, 2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                uv = x[:, :2] / z[:, None]
+            return _splat(uv[z > 0.05], self.W)
+        return at
 
     def covered(self) -> float:
         n = self.target.sum()
@@ -295,13 +311,15 @@ class OcclusionPlanner:
         max_gap = max(dist_h - 0.9, 0.2)
         drawn = min(rng.uniform(*pc.gap), max_gap)
         best = None
+        maskers = []
         for k, person in enumerate(candidates):
             v = person.v
+            maskers.append(self._masker(v[::MASK_STEP]))
             cands = []
             for gap in _gaps(drawn, min(pc.gap[0], max_gap), max_gap):
                 q = ground_c - dh * gap
-                tr = ground_transl(v, (q[0], q[2]))
-                mask = self._mask(v[::MASK_STEP] + tr)
+                tr = ground_transl_box(person.lo, person.hi, (q[0], q[2]))
+                mask = maskers[k](tr)
                 cands.append((self._cover(mask), tr, mask))
                 if cands[0][0] >= goal:
                     break
@@ -318,7 +336,7 @@ class OcclusionPlanner:
         tr = self._separate(self._person_depth(candidates[k]), lambda t: v0[::16] + t, tr + sign * s * side, -dh)
         if tr is None:
             return None
-        self.union |= self._mask(v0[::MASK_STEP] + tr)
+        self.union |= maskers[k](tr)
         return k, tr
 
     def _cover(self, mask):
@@ -402,9 +420,10 @@ class OcclusionPlanner:
         max_gap = max(dist - back - float(np.max(pts0 @ toward)) - NEAR - 0.2, 0.05)
         oc_gap0 = self.cfg.object.gap[0]        # gaps: from the body part to the object's back
         cands = []
+        mask_at = self._masker(pts0)
         for g in _gaps(min(gap + back, max_gap), min(oc_gap0 + back, max_gap), max_gap):
             centre = self._support(base + toward * g, lift, held)
-            mask = self._mask(pts0 + centre)
+            mask = mask_at(centre)
             cands.append((self._cover(mask), centre, mask))
             if cands[0][0] >= goal:
                 break

@@ -62,6 +62,7 @@ class _Context:
 
     def forward(self, poses, betas, genders):
         """Vertices (B,V,3), joints (B,24,3), COCO keypoints (B,17,3) at transl 0, float32 numpy."""
+        import smplx
         import torch
 
         B = len(poses)
@@ -72,11 +73,13 @@ class _Context:
             idx = [i for i in range(B) if genders[i] == g]
             if not idx:
                 continue
-            with torch.no_grad():
-                out = model.pose(torch.tensor(np.stack([poses[i] for i in idx]), dtype=torch.float32),
-                                 torch.tensor(np.stack([betas[i] for i in idx]), dtype=torch.float32))
-                kp = model.keypoints(out)
-            V[idx], Jt[idx], KP[idx] = out.vertices.numpy(), out.joints.numpy(), kp.numpy()
+            with torch.no_grad():   # the lean forward pass (= smplx's up to float rounding, 4× faster)
+                pose = torch.tensor(np.stack([poses[i] for i in idx]), dtype=torch.float32)
+                rotmats = smplx.lbs.batch_rodrigues(pose.reshape(-1, 3)).reshape(len(idx), 24, 3, 3)
+                verts, joints = model.skin(rotmats, torch.tensor(np.stack([betas[i] for i in idx]),
+                                                                 dtype=torch.float32))
+                kp = model.skin_keypoints(verts, joints)
+            V[idx], Jt[idx], KP[idx] = verts.numpy(), joints.numpy(), kp.numpy()
         return V, Jt, KP
 
 

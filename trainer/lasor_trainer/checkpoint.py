@@ -123,6 +123,21 @@ def resume(path: str, cfg, model, opt, sched, scaler, device) -> tuple[int, floa
     return step, best
 
 
+def init_weights(path: str, cfg, model, body_sha256: str, device) -> None:
+    """Fine-tuning: load a checkpoint's weights into `model` (its model config and body model must match)."""
+    ck = load(path, device, what="train.init: checkpoint")
+    if ck["config"].get("model") != cfg.to_dict()["model"]:
+        raise LasorError(f"train.init: checkpoint {path} has another model config than this run")
+    sha = (ck.get("body_model") or {}).get("sha256")
+    if sha is not None and sha != body_sha256:
+        raise LasorError(f"train.init: checkpoint {path} was trained on another body model (sha256 {sha[:12]}…)")
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise LasorError(f"train.init: checkpoint {path} does not fit this model "
+                         f"({str(e).strip().splitlines()[0][:200]})") from None
+
+
 def load_model(path: str, device="cpu"):
     """(model in eval mode, Config, checkpoint dict) of a lasor-train checkpoint."""
     from lasor_trainer.config import config_from_dict

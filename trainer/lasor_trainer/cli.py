@@ -59,6 +59,8 @@ def _check_device(name: str):
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Trainer config YAML.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.FIELD=VALUE", help="Override a config field (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where latest.pt left it.")
+@click.option("--init", "init", type=click.Path(dir_okay=False), default=None,
+              help="Fine-tune: start from this checkpoint's weights (new optimizer and schedule, step 0).")
 @click.option("--steps", type=int, default=None, help="Shortcut for --set optim.steps=N.")
 @click.option("--time-limit", type=float, default=None, help="Stop (and checkpoint) after this many seconds.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, help="Overrides train.device.")
@@ -66,7 +68,7 @@ def _check_device(name: str):
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 @clean_errors
-def train_main(data_dir, out_dir, config_path, sets, resume, steps, time_limit, device, no_verify, no_progress, debug):
+def train_main(data_dir, out_dir, config_path, sets, resume, init, steps, time_limit, device, no_verify, no_progress, debug):
     """Train the LASOR regressor on lasor shards (silhouette + keypoint proxy → SMPL)."""
     from lasor_trainer.config import load_config
     from lasor_trainer.train import train
@@ -74,6 +76,8 @@ def train_main(data_dir, out_dir, config_path, sets, resume, steps, time_limit, 
     ov = _overrides(sets)
     if steps is not None:
         ov["optim.steps"] = steps
+    if init is not None:
+        ov["train.init"] = init
     if time_limit is not None:
         ov["train.time_limit_s"] = time_limit
     if device is not None:

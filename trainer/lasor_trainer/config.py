@@ -107,6 +107,7 @@ class TrainConfig:
     time_limit_s: float = 0.0      # stop (and checkpoint) after this many seconds (0 = no limit)
     body_model: typing.Optional[str] = None  # SMPL file; None = the embedded model
     renderer_backend: typing.Optional[str] = None  # neural renderer backend ('auto','cpu','neural_renderer')
+    init: typing.Optional[str] = None  # fine-tune: start from this checkpoint's weights (fresh optimizer, step 0)
 
 
 @dataclass

@@ -143,6 +143,10 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
     step, best = 0, float("inf")
     if resume:
         step, best = checkpoint_io.resume(latest, cfg, model, opt, sched, scaler, device)
+    elif cfg.train.init:
+        checkpoint_io.init_weights(cfg.train.init, cfg, model, bodies.pred.sha256, device)
+        if rank == 0:
+            echo(f"fine-tuning from {cfg.train.init}")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
