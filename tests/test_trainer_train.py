@@ -105,3 +105,26 @@ def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera):
     total.backward()
     assert values["silhouette"] > 0 and pred["rotmats"].grad.abs().sum() > 0
     assert (pred["cam"].grad.abs().sum() > 0) == moves_camera
+
+
+def test_init_fine_tunes_from_a_checkpoints_weights(dataset, tmp_path):
+    import torch
+
+    r = CliRunner().invoke(train_main, ["--data", dataset, "--out", str(tmp_path / "a"), "--config", CONFIG,
+                                        "--steps", "3", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    a = str(tmp_path / "a" / "latest.pt")
+    # lr 0: a fine-tune that cannot move the weights ends with exactly the checkpoint's (batch-norm
+    # statistics still move)
+    r = CliRunner().invoke(train_main, ["--data", dataset, "--out", str(tmp_path / "b"), "--config", CONFIG,
+                                        "--init", a, "--steps", "2", "--set", "optim.lr=0", "--no-progress"])
+    assert r.exit_code == 0 and "fine-tuning from" in r.output, r.output
+    wa = torch.load(a, weights_only=True)["model"]
+    b = torch.load(str(tmp_path / "b" / "latest.pt"), weights_only=True)
+    learned = [k for k in wa if "running_" not in k and "num_batches" not in k]
+    assert b["step"] == 2 and learned and all(torch.equal(wa[k], b["model"][k]) for k in learned)
+    # another architecture is refused in one line, before anything is written
+    r = CliRunner().invoke(train_main, ["--data", dataset, "--out", str(tmp_path / "c"), "--config", CONFIG,
+                                        "--init", a, "--set", "model.hidden=48", "--no-progress"])
+    assert r.exit_code != 0 and "train.init" in r.output and "model config" in r.output
+    assert not os.path.exists(tmp_path / "c" / "latest.pt")
