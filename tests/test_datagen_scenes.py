@@ -96,3 +96,33 @@ def test_occluders_hide_the_share_the_recipe_asks(tmp_path):
         assert sub["n"] >= 35, (name, sub)
         assert np.abs(np.subtract(sub["achieved"], sub["target"])).max() <= 0.08, (name, sub)
     assert front_occluded(data).all()
+
+
+def test_held_objects_pushed_towards_a_low_camera_stay_above_the_ground():
+    """A held object pushed out of the target towards a camera below it must not sink under y = 0."""
+    import torch
+
+    from lasor_shared.body_model import load_body_model
+    from lasor_datagen.recipe import parse_recipe
+    from lasor_datagen.samplers import OcclusionPlanner, frame_camera, ground_transl
+    from lasor_datagen.scene import object_vertices
+
+    m = load_body_model(None)
+    with torch.no_grad():
+        out = m.pose(torch.zeros(1, 72), torch.zeros(1, 10))
+    v, j = out.vertices[0].numpy(), out.joints[0].numpy()
+    tr = ground_transl(v)
+    v, j = v + tr, j + tr
+    recipe = parse_recipe({"name": "t", "camera": {"elevation_deg": [-30, -25], "distance": [2.5, 2.6]},
+                           "occlusion": {"object": {"held_prob": 1.0, "size": [0.15, 0.5], "gap": [0.05, 0.3]}}})
+    lowest, pushed = [], 0
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        cam = frame_camera(rng, recipe.camera, 128, rng.uniform(0, 2 * np.pi), v)
+        planner = OcclusionPlanner(recipe.occlusion, 128, cam, v, j, np.asarray(m.faces, np.int64))
+        placed = planner.place_object(rng, "box", rng.uniform(0.1, 0.7))
+        pushed += planner.pushes
+        if placed is not None:
+            lowest.append(object_vertices("box", placed[1])[:, 1].min())
+    assert pushed > 20 and len(lowest) > 90      # pushes towards the camera happened (downwards)
+    assert min(lowest) >= -1e-5

@@ -267,8 +267,10 @@ class OcclusionPlanner:
         side = np.cross([0.0, 1.0, 0.0], dh)
         return dh, side / np.linalg.norm(side), float(norm)
 
-    def _separate(self, depth_of, points_at, offset, direction):
-        """`offset` pushed along `direction` until depth_of(offset) <= PENETRATION_TOL; None if impossible."""
+    def _separate(self, depth_of, points_at, offset, direction, support=None):
+        """`offset` pushed along `direction` until depth_of(offset) <= PENETRATION_TOL; None if impossible.
+        `support` (offset → offset) is re-applied after each push (a held object pushed towards a
+        camera below it must not sink under the ground)."""
         for _ in range(MAX_PUSHES + 1):
             d = depth_of(offset)
             if d <= PENETRATION_TOL:
@@ -277,6 +279,8 @@ class OcclusionPlanner:
                     return offset
                 break
             offset = offset + direction * (d + PUSH_MARGIN)
+            if support is not None:
+                offset = support(offset)
             self.pushes += 1
         self.drops += 1
         return None
@@ -367,19 +371,19 @@ class OcclusionPlanner:
         modes = [True] if held else [False, True]
         best = None
         for aim in (part, self.centre):
-            for held in modes:
+            for mode in modes:
                 e = ext.copy()
                 if kind == "slab":
-                    e[thin_axis[held]] = thickness
-                plan = self._approach(kind, pack_object_params(np.zeros(3), e, rotation[held], radii), aim, gap,
-                                      theta, held, goal)
+                    e[thin_axis[mode]] = thickness
+                plan = (*self._approach(kind, pack_object_params(np.zeros(3), e, rotation[mode], radii), aim, gap,
+                                        theta, mode, goal), mode)
                 if best is None or plan[0] > best[0]:
                     best = plan
                 if plan[0] >= goal - 0.05:
                     break
             if best[0] >= goal - 0.05:
                 break
-        _, centre, mask, lift, toward, direction, params0 = plan if plan[0] >= goal - 0.05 else best
+        _, centre, mask, lift, toward, direction, params0, held = plan if plan[0] >= goal - 0.05 else best
         pts0 = object_surface_points(kind, params0)
         verts0 = object_vertices(kind, params0).astype(np.float64)
         cpm = self._cells_per_m(centre, direction)
@@ -392,7 +396,7 @@ class OcclusionPlanner:
             inside = np.all((self.verts > lo0 + c) & (self.verts < hi0 + c), axis=1)
             return max(convex_depth((n, d + n @ c), self.verts[inside]), self.body.depth(pts0 + c))
 
-        centre = self._separate(depth, lambda c: pts0 + c, centre, toward)
+        centre = self._separate(depth, lambda c: pts0 + c, centre, toward, lambda c: self._support(c, lift, held))
         if centre is None:
             return None
         self.union |= self._mask(pts0 + centre)
