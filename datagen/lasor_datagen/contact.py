@@ -51,6 +51,17 @@ def _dilate(a: np.ndarray) -> np.ndarray:
 
 
 _INCIDENCE: dict = {}
+_EDGES: dict = {}
+
+
+def _edges(faces: np.ndarray) -> np.ndarray:
+    """Unique edges (E,2) of a mesh topology, built once per faces array."""
+    key = id(faces)
+    if key not in _EDGES or _EDGES[key][0] is not faces:
+        f = np.asarray(faces)
+        e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+        _EDGES[key] = (faces, np.unique(e, axis=0))
+    return _EDGES[key][1]
 
 
 def _incidence(faces: np.ndarray, n_vertices: int):
@@ -76,12 +87,20 @@ class BodyVolume:
         self._tree = self._cells = None
 
     def _build_cells(self):
-        """Cells holding the surface (vertices and edge midpoints: ≤ 3.1 cm apart), dilated by one
-        cell, and those the outside does not reach through the others."""
+        """Cells holding the surface (vertices, plus points along edges longer than a cell so that
+        samples are ≤ one cell apart), dilated by one cell, and those the outside does not reach
+        through the others."""
         self._origin = self.lo - 2 * VOXEL
         shape = np.floor((self.hi - self._origin) / VOXEL).astype(int) + 3
-        tri = self.v[self.faces]
-        surface = np.concatenate([self.v, (tri + np.roll(tri, 1, axis=1)).reshape(-1, 3) / 2])
+        e = _edges(self.faces)
+        a, d = self.v[e[:, 0]], self.v[e[:, 1]] - self.v[e[:, 0]]
+        length2 = np.einsum("ij,ij->i", d, d)
+        long = length2 > VOXEL ** 2
+        surface = [self.v]
+        if long.any():
+            k = int(np.ceil(np.sqrt(length2.max()) / VOXEL))
+            surface += [a[long] + d[long] * (i / k) for i in range(1, k)]
+        surface = np.concatenate(surface)
         shell = np.zeros(shape, bool)
         shell[tuple(np.floor((surface - self._origin) / VOXEL).astype(int).T)] = True
         regions, _ = ndimage.label(~_dilate(shell))

@@ -154,15 +154,6 @@ def frame_camera(rng, cam_cfg, image_size: int, azimuth: float, vertices: np.nda
 
 # ---------------------------------------------------------------- coarse occlusion estimate
 
-def _splat(uv, image_size, grid=COARSE):
-    """Cells of a grid×grid raster over the image hit by projected points (no dilation: point sets
-    are dense enough, and dilation would inflate thin limbs)."""
-    cells = (uv * (grid / image_size) + grid).astype(np.int64) - grid      # floor for uv > -image_size
-    cx, cy = cells[:, 0], cells[:, 1]
-    ok = (cx >= 0) & (cx < grid) & (cy >= 0) & (cy < grid)
-    return np.bincount(cy[ok] * grid + cx[ok], minlength=grid * grid).reshape(grid, grid) > 0
-
-
 def _shifted(mask, dx, dy):
     out = np.zeros_like(mask)
     h, w = mask.shape
@@ -243,12 +234,22 @@ class OcclusionPlanner:
         P = (self.cam.K @ np.concatenate([self.cam.R, self.cam.t[:, None]], 1)).astype(np.float32)
         x0 = np.asarray(points, np.float32) @ P[:, :3].T
 
-        def at(offset):
-            x = x0 + (P[:, :3] @ np.asarray(offset, np.float32) + P[:, 3])
-            z = x[:, 2]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                uv = x[:, :2] / z[:, None]
-            return _splat(uv[z > 0.05], self.W)
+        scale, G = np.float32(COARSE / self.W), COARSE
+
+        def at(offset):   # cells of a COARSE² raster over the image hit by the points (no dilation: point
+            # sets are dense enough, and dilation would inflate thin limbs)
+            b = P[:, :3] @ np.asarray(offset, np.float32) + P[:, 3]
+            z = x0[:, 2] + b[2]
+            ok = z > 0.05
+            x, y = x0[:, 0], x0[:, 1]
+            if not ok.all():
+                x, y, z = x[ok], y[ok], z[ok]
+            cx = ((x + b[0]) / z * scale + G).astype(np.int64) - G      # floor for uv > -W
+            cy = ((y + b[1]) / z * scale + G).astype(np.int64) - G
+            keep = (cx >= 0) & (cx < G) & (cy >= 0) & (cy < G)
+            m = np.zeros(G * G, bool)
+            m[cy[keep] * G + cx[keep]] = True
+            return m.reshape(G, G)
         return at
 
     def covered(self) -> float:
