@@ -153,6 +153,7 @@ def test_resume_after_kill(recipe_path, reference, tmp_path):
     assert not os.path.exists(os.path.join(out, "manifest.json"))
     # a half-written leftover must not survive the resume
     open(os.path.join(out, "shard-00002.h5.tmp-1-deadbeef"), "wb").write(b"partial")
+    open(os.path.join(out, ".tmp-k1ll3d.json"), "w").write('{"file": ')  # a sidecar cut short by a kill
     r = invoke("generate", recipe_path, "--out", out, "--workers", "1", "--quiet")
     assert r.exit_code == 0, r.output
     assert "resuming" in r.output

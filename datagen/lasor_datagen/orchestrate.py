@@ -54,9 +54,12 @@ def _generate_lock(out):
         os.close(fd)
 
 
+TEMPORARIES = ("shard-*.h5.tmp-*", ".tmp-*.json")   # half-written shards and sidecars (write_json_atomic)
+
+
 def _remove_temporaries(out):
-    """Half-written shards of killed workers (`shard-*.h5.tmp-*`): never part of a dataset."""
-    for p in glob.glob(os.path.join(out, "shard-*.h5.tmp-*")):
+    """Half-written files of killed workers (`TEMPORARIES`): never part of a dataset."""
+    for p in (p for pat in TEMPORARIES for p in glob.glob(os.path.join(out, pat))):
         try:
             os.unlink(p)
         except FileNotFoundError:
@@ -78,7 +81,7 @@ def _check_out_dir(out: str) -> None:
 
 
 def _our_files(out):
-    pats = ("shard-*.h5", "shard-*.json", "shard-*.h5.tmp-*", MANIFEST, RECIPE_FILE, LOCK_FILE)
+    pats = ("shard-*.h5", "shard-*.json", *TEMPORARIES, MANIFEST, RECIPE_FILE, LOCK_FILE)
     return sorted({p for pat in pats for p in glob.glob(os.path.join(out, pat))})
 
 
