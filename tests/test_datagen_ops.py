@@ -20,7 +20,7 @@ from lasor_shared.shards import LOCK_FILE, verify_dataset
 
 pytestmark = pytest.mark.gl
 
-RECIPE = {"seed": 5, "shards": 6, "samples_per_shard": 6, "image_size": 48}
+RECIPE = {"seed": 5, "shards": 30, "samples_per_shard": 6, "image_size": 48}  # long enough to interrupt
 
 
 def _start(recipe_path, out):
@@ -65,7 +65,7 @@ def test_second_run_into_the_same_folder_is_refused_and_temporaries_go(tmp_path,
     assert verify_dataset(str(out)) == []
     # the lock is free again: a second run finds everything done
     r = CliRunner().invoke(main, ["generate", str(recipe_path), "--out", str(out), "--quiet"])
-    assert r.exit_code == 0 and "6 of 6 shards already done" in r.output, r.output
+    assert r.exit_code == 0 and "30 of 30 shards already done" in r.output, r.output
 
 
 def test_ctrl_c_is_one_line_prompt_and_resumable(tmp_path, recipe_path):
