@@ -126,3 +126,13 @@ def test_held_objects_pushed_towards_a_low_camera_stay_above_the_ground():
             lowest.append(object_vertices("box", placed[1])[:, 1].min())
     assert pushed > 20 and len(lowest) > 90      # pushes towards the camera happened (downwards)
     assert min(lowest) >= -1e-5
+
+
+def test_lazy_vertex_normals_equal_the_whole_mesh_ones():
+    from lasor_datagen.contact import vertex_normals
+
+    s = trimesh.creation.icosphere(3, 0.5)
+    vol = BodyVolume(s.vertices, np.asarray(s.faces))
+    idx = np.random.default_rng(0).integers(0, len(s.vertices), 200)
+    assert np.allclose(vol._normals_at(idx), vertex_normals(np.asarray(s.vertices), np.asarray(s.faces))[idx],
+                       atol=1e-12)
