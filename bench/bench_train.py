@@ -13,7 +13,7 @@ other jobs on a shared machine.
 /tmp/old <commit>`), alternating baseline and this tree `--rounds` times in one invocation, and
 writes {"baseline": ..., "current": ..., "speedup": ...}: a before/after under the same conditions.
 
-Also measures the data path alone (read + crop + augment + proxy, samples/s in one process) so that
+Also measures the data path alone (read + crop + augment + batched proxy (collate), samples/s in one process) so that
 "data loading is never the bottleneck" is a number: data_samples_per_s / train_samples_per_s.
 """
 
@@ -49,7 +49,7 @@ def main():
         a.config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trainer", "configs", "demo.yaml")
 
     from lasor_trainer.config import load_config, parse_value
-    from lasor_trainer.data import ShardDataset, open_dataset
+    from lasor_trainer.data import ShardDataset, collate, open_dataset
     from lasor_trainer.losses import Bodies
     from lasor_trainer.train import train
 
@@ -61,11 +61,12 @@ def main():
     info = open_dataset(a.data, verify=False, expected_sha=bodies.expected_sha)
     ds = ShardDataset(info, list(range(len(info.shards))), cfg, train=True)
     n = min(len(ds), 256)
-    ds[(0, 0)]
+    bs = min(cfg.optim.batch_size, n)
+    collate([ds[(0, i)] for i in range(bs)])  # compile / load the proxy kernels
     t = time.perf_counter()
-    for i in range(n):
-        ds[(0, i)]
-    data_sps = n / (time.perf_counter() - t)
+    for b in range(0, n - bs + 1, bs):
+        collate([ds[(0, i)] for i in range(b, b + bs)])
+    data_sps = (n - n % bs) / (time.perf_counter() - t)
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg.optim.steps = a.warmup

@@ -62,6 +62,7 @@ class ModelConfig:
     hidden: int = 1024
     dropout: float = 0.5
     cam_scale0: float = 0.9
+    keypoint_features: bool = False  # also feed the IEF the heatmaps' soft-argmax (x, y) + peak per keypoint
 
 
 @dataclass

@@ -272,12 +272,13 @@ class ShardDataset(torch.utils.data.Dataset):
         self._files = {}
 
 
-def make_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Config,
-               rng: np.random.Generator | None = None, scale: float | None = None, shift=(0.0, 0.0)):
-    """Proxy input (18,S,S) from a visible mask and image keypoints (+ which are present).
+def prepare_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Config,
+                  rng: np.random.Generator | None = None, scale: float | None = None, shift=(0.0, 0.0)):
+    """What the proxy input is made of, from a visible mask and image keypoints (+ which are present).
 
-    Returns (input, (x0, y0, side) crop box, A image→crop affine, keypoints in crop pixels). With an
-    rng, the proxy is augmented (training); inference calls this with rng=None — the same crop.
+    Returns ((silhouette (S,S), keypoints (17,2) crop px, present (17,)) as fed to the proxy, (x0, y0,
+    side) crop box, A image→crop affine, true keypoints in crop pixels). With an rng the proxy's parts
+    are augmented (training); inference calls this with rng=None — the same crop.
     """
     S = cfg.proxy.input_size
     scale = cfg.proxy.crop_scale if scale is None else scale
@@ -288,7 +289,14 @@ def make_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Co
     kp_in, present_in = kp_crop, present
     if rng is not None:
         sil, kp_in, present_in = aug.augment_proxy(sil, kp_crop, present, kp_crop, cfg.augment, rng, S)
-    return proxy.make_proxy(sil, kp_in, present_in, S, cfg.proxy.heatmap_sigma), (x0, y0, side), A, kp_crop
+    return (sil, kp_in, present_in), (x0, y0, side), A, kp_crop
+
+
+def make_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Config,
+               rng: np.random.Generator | None = None, scale: float | None = None, shift=(0.0, 0.0)):
+    """`prepare_input` with the proxy (18,S,S) assembled: (input, crop box, A, keypoints in crop px)."""
+    parts, box, A, kp_crop = prepare_input(visible, kp, present, cfg, rng, scale, shift)
+    return proxy.make_proxy(*parts, cfg.proxy.input_size, cfg.proxy.heatmap_sigma), box, A, kp_crop
 
 
 def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: int = 0) -> dict:
@@ -306,7 +314,8 @@ def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: 
     if augmenting:
         scale = scale + rng.uniform(-a.crop_scale_jitter, a.crop_scale_jitter)
         shift = tuple(rng.uniform(-a.crop_shift, a.crop_shift, 2))
-    x, (x0, y0, side), A, kp_crop = make_input(visible, kp, present, cfg, rng if augmenting else None, scale, shift)
+    (sil, kp_in, present_in), (x0, y0, side), A, kp_crop = prepare_input(
+        visible, kp, present, cfg, rng if augmenting else None, scale, shift)
     if cfg.loss.silhouette_target == "amodal":
         target = proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss)
         weight = np.ones_like(target)
@@ -315,7 +324,11 @@ def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: 
         weight = 1.0 - proxy.crop_mask((occl & ~visible).astype(np.uint8), x0, y0, side, ss)
     K = (A @ raw["cam_K"].astype(np.float64)).astype(np.float32)
     return {
-        "input": x.astype(np.float32, copy=False),
+        # the proxy's parts; `collate` turns a batch of them into "input" (all heatmaps at once)
+        "sil_in": sil.astype(np.float32, copy=False),
+        "kp_in": np.asarray(kp_in, np.float32),
+        "present_in": np.asarray(present_in, bool),
+        "heatmap_sigma": np.float32(proxy.heatmap_sigma(cfg.proxy.heatmap_sigma, cfg.proxy.input_size)),
         "K": K,
         "kp2d": kp_crop,
         "kp_vis": vis.astype(np.int64),
@@ -391,9 +404,11 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
 
 def collate(items):
-    out = {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0] if k != "input"}
-    # the proxy is channels-last in memory (proxy.make_proxy): stack it as (B,S,S,C), view as (B,C,S,S)
-    out["input"] = torch.as_tensor(np.stack([it["input"].transpose(1, 2, 0) for it in items])).permute(0, 3, 1, 2)
+    """Stack samples into a batch; the proxy's parts become the network's "input" (B,18,S,S)."""
+    parts = ("sil_in", "kp_in", "present_in", "heatmap_sigma")
+    out = {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0] if k not in parts}
+    out["input"] = proxy.make_proxy_batch(*(np.stack([it[k] for it in items]) for k in parts[:3]),
+                                          float(items[0]["heatmap_sigma"]))
     return out
 
 

@@ -85,7 +85,7 @@ class Regressor(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = ResNetEncoder(in_channels, cfg.width, tuple(cfg.layers))
-        d = self.encoder.out_dim
+        d = self.encoder.out_dim + (3 * (in_channels - 1) if cfg.keypoint_features else 0)
         self.fc1 = nn.Linear(d + STATE, cfg.hidden)
         self.fc2 = nn.Linear(cfg.hidden, cfg.hidden)
         self.out = nn.Linear(cfg.hidden, STATE)
@@ -101,12 +101,31 @@ class Regressor(nn.Module):
 
     def forward(self, x):
         feat = self.encoder(x.contiguous(memory_format=torch.channels_last))
+        if self.cfg.keypoint_features:
+            feat = torch.cat([feat, keypoint_features(x[:, 1:])], 1)
         state = self.init_state.expand(x.shape[0], -1)
         for _ in range(self.cfg.ief_iters):
             h = self.drop(F.relu(self.fc1(torch.cat([feat, state], 1))))
             h = self.drop(F.relu(self.fc2(h)))
             state = state + self.out(h)
         return decode_state(state)
+
+
+def keypoint_features(heat: torch.Tensor) -> torch.Tensor:
+    """(B, 3K): per heatmap its soft-argmax (x, y) in [−1, 1] crop units and its peak (0 = absent).
+
+    The keypoints' coordinates, read back exactly from the Gaussians: a direct 2D → 3D path (lifting)
+    the small encoder would otherwise have to learn to localise."""
+    B, K, H, W = heat.shape
+    h = heat.float()
+    mass = h.sum((2, 3)).clamp_min(1e-6)
+    gx = (torch.arange(W, dtype=h.dtype, device=h.device) + 0.5) * (2.0 / W) - 1.0
+    gy = (torch.arange(H, dtype=h.dtype, device=h.device) + 0.5) * (2.0 / H) - 1.0
+    x = (h.sum(2) * gx).sum(2) / mass
+    y = (h.sum(3) * gy).sum(2) / mass
+    peak = h.amax((2, 3))
+    present = (peak > 0.05).to(h.dtype)
+    return torch.cat([x * present, y * present, peak], 1)
 
 
 def decode_state(state: torch.Tensor) -> dict:
