@@ -126,7 +126,9 @@ def main():
              f"{n_train if n_train is not None else '?'} samples at {recipe.get('image_size', '?')}², "
              f"shards held out for validation: {run.get('val_shards')}")
     L.append(f"- model: ResNet-18 layout, width {cfg['model']['width']}, IEF {cfg['model']['ief_iters']} iterations, "
-             f"hidden {cfg['model']['hidden']}; input {cfg['proxy']['input_size']} px")
+             f"hidden {cfg['model']['hidden']}; input {cfg['proxy']['input_size']} px"
+             + ("; the IEF also reads the keypoints' soft-argmax positions (model.keypoint_features)"
+                if cfg["model"].get("keypoint_features") else ""))
     L.append(f"- optimisation: Adam lr {cfg['optim']['lr']}, batch {cfg['optim']['batch_size']}, "
              f"{cfg['optim']['schedule']} schedule, {summary.get('step', '?')} steps of {cfg['optim']['steps']} planned")
     L.append(f"- losses: " + ", ".join(f"{k} {v}" for k, v in cfg["loss"].items()

@@ -82,15 +82,19 @@ def test_cli_train_eval_and_refusals(dataset, tmp_path):
     assert "| model |" in (rep / "report.md").read_text()
 
 
-@pytest.mark.parametrize("moves_camera", [True, False])
-def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera):
-    """`loss.silhouette_moves_camera: false` detaches the camera from the silhouette term only."""
+@pytest.mark.parametrize("moves_camera,true_root", [(True, False), (False, False), (True, True)])
+def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera, true_root):
+    """`loss.silhouette_moves_camera: false` detaches the camera from the silhouette term only;
+    `loss.silhouette_at_true_root` draws the body at the true root (no camera gradient either)."""
 
     from lasor_trainer.data import ShardDataset, collate, open_dataset
-    from lasor_trainer.losses import Bodies, compute_losses, make_renderer
+    import torch
+
+    from lasor_trainer.losses import Bodies, compute_losses, make_renderer, render_silhouettes
     from lasor_trainer.model import Regressor
 
-    cfg = load_config(CONFIG, {"augment.enabled": False, "loss.silhouette_moves_camera": moves_camera})
+    cfg = load_config(CONFIG, {"augment.enabled": False, "loss.silhouette_moves_camera": moves_camera,
+                               "loss.silhouette_at_true_root": true_root})
     bodies = Bodies()
     ds = ShardDataset(open_dataset(dataset, expected_sha=bodies.expected_sha), [0], cfg, train=False)
     batch = collate([ds[i] for i in range(4)])
@@ -100,11 +104,18 @@ def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera):
     only_sil = cfg.loss
     for name in ("pose", "betas", "joints3d", "vertices", "keypoints2d", "cam"):
         setattr(only_sil, name, 0.0)
-    total, values, _ = compute_losses(pred, bodies.targets(batch), batch, bodies, only_sil, cfg.proxy.input_size,
-                                      renderer=make_renderer(cfg.loss, cfg.proxy.input_size))
+    tgt = bodies.targets(batch)
+    renderer = make_renderer(cfg.loss, cfg.proxy.input_size)
+    total, values, extras = compute_losses(pred, tgt, batch, bodies, only_sil, cfg.proxy.input_size, renderer=renderer)
     total.backward()
     assert values["silhouette"] > 0 and pred["rotmats"].grad.abs().sum() > 0
-    assert (pred["cam"].grad.abs().sum() > 0) == moves_camera
+    assert (pred["cam"].grad is not None and pred["cam"].grad.abs().sum() > 0) == (moves_camera and not true_root)
+    if true_root:  # drawn where the true body stands: the true body itself would match the target mask
+        true_sil = render_silhouettes(renderer, tgt["vertices"], tgt["root"], batch["K"], bodies.faces)
+        expect = render_silhouettes(renderer, extras["vertices"].detach(), tgt["root"], batch["K"], bodies.faces)
+        assert torch.allclose(extras["silhouette"].detach(), expect, atol=1e-5)
+        inter = ((true_sil > 0.5) & (batch["sil_target"] > 0.5)).sum()
+        assert inter / ((true_sil > 0.5) | (batch["sil_target"] > 0.5)).sum() > 0.8
 
 
 def test_init_fine_tunes_from_a_checkpoints_weights(dataset, tmp_path):
