@@ -8,6 +8,9 @@
   the warm-up and the silhouette loss's start) and extrapolated to the step count where it reaches
   --target: no error floor is assumed, so that count is a LOWER bound of the budget the target needs.
 --size N=RUN: runs with the same steps on N training samples: the last validation MPJPE against N.
+--size-test N=EVAL_DIR / --size-train N=EVAL_DIR: lasor-eval outputs (metrics.json) of the run trained on
+  N samples, scored on the held-out test set / on some of its own training shards: the test error against
+  N, and the gap between them (how much of the error is generalisation rather than fitting).
 
 Writes DIR/learning_curves.png, learning_curves.json and learning_curves.md (a model-card section).
 """
@@ -51,6 +54,27 @@ def steps_for(fit, target):
     return float((fit["A"] / target) ** (1.0 / fit["c"]))
 
 
+def read_eval(eval_dir: str) -> dict:
+    """The model's pooled metrics and the checkpoint's step from a lasor-eval output folder."""
+    path = os.path.join(eval_dir, "metrics.json")
+    try:
+        with open(path) as f:
+            m = json.load(f)
+        return {"step": m["info"]["step"], "samples": m["info"]["samples"], **m["metrics"]["all"]["all"]["model"]}
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"{path}: not a lasor-eval metrics.json ({e})")
+
+
+def size_eval(tests, trains) -> list[dict]:
+    """Per training-set size: held-out test metrics and, where given, the same on training shards."""
+    train = {int(n): read_eval(d) for n, d in trains}
+    rows = []
+    for n, d in tests:
+        n = int(n)
+        rows.append({"n_samples": n, "test_dir": d, "test": read_eval(d), "train": train.get(n)})
+    return sorted(rows, key=lambda r: r["n_samples"])
+
+
 def pair(text):
     name, _, path = text.partition("=")
     if not path:
@@ -62,6 +86,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=pair, action="append", default=[], help="NAME=RUN_DIR (curve against steps)")
     ap.add_argument("--size", type=pair, action="append", default=[], help="N_SAMPLES=RUN_DIR (same steps)")
+    ap.add_argument("--size-test", type=pair, action="append", default=[],
+                    help="N_SAMPLES=EVAL_DIR (lasor-eval on the held-out test set)")
+    ap.add_argument("--size-train", type=pair, action="append", default=[],
+                    help="N_SAMPLES=EVAL_DIR (lasor-eval on the run's own training shards)")
     ap.add_argument("--target", type=float, default=90.0, help="MPJPE target (mm)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -77,13 +105,16 @@ def main():
         res["size"].append({"n_samples": int(n), "run": run, "step": last["step"], "mpjpe_mm": last["mpjpe_mm"],
                             "pve_mm": last.get("pve_mm")})
     res["size"].sort(key=lambda r: r["n_samples"])
+    res["size_eval"] = size_eval(a.size_test, a.size_train)
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, axes = plt.subplots(1, 2 if res["size"] else 1, figsize=(11 if res["size"] else 6, 4), squeeze=False)
+    has_size = bool(res["size"] or res["size_eval"])
+    fig, axes = plt.subplots(1, 2 if has_size else 1, figsize=(11 if has_size else 6, 5.2), squeeze=False)
     ax = axes[0, 0]
     for name, r in res["steps"].items():
         st = np.array([c["step"] for c in r["curve"]])
@@ -98,17 +129,33 @@ def main():
     ax.set_xlabel("training steps (batch 32)")
     ax.set_ylabel("mm (validation shards)")
     ax.set_title("validation error against steps")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     ax.grid(alpha=0.3, which="both")
-    if res["size"]:
+    if has_size:
         ax = axes[0, 1]
-        ns = [r["n_samples"] for r in res["size"]]
-        ax.plot(ns, [r["mpjpe_mm"] for r in res["size"]], "o-", label="val MPJPE")
-        ax.plot(ns, [r["pve_mm"] for r in res["size"]], "s--", label="val PVE")
+        if res["size"]:
+            ns = [r["n_samples"] for r in res["size"]]
+            steps = sorted({r["step"] for r in res["size"]})
+            at = ", ".join(f"{s:,}" for s in steps)
+            ax.plot(ns, [r["mpjpe_mm"] for r in res["size"]], "o-", label=f"val MPJPE at {at} steps")
+            ax.plot(ns, [r["pve_mm"] for r in res["size"]], "s--", label=f"val PVE at {at} steps")
+        if res["size_eval"]:
+            ev = res["size_eval"]
+            ns = [r["n_samples"] for r in ev]
+            ax.plot(ns, [r["test"]["mpjpe_mm"] for r in ev], "^-", label="test MPJPE (best checkpoint: step "
+                    + ", ".join(f"{r['test']['step']:,}" for r in ev) + ")")
+            tr = [r for r in ev if r["train"]]
+            if tr:
+                ax.plot([r["n_samples"] for r in tr], [r["train"]["mpjpe_mm"] for r in tr], "v:",
+                        label="same, on its training shards")
         ax.set_xscale("log")
+        all_n = sorted({r["n_samples"] for r in res["size"] + res["size_eval"]})
+        ax.set_xticks(all_n, [f"{n:,}" for n in all_n])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("training samples")
-        ax.set_title(f"against dataset size (same steps: {sorted({r['step'] for r in res['size']})})")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("MPJPE / PVE (mm)")
+        ax.set_title("against dataset size")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(os.path.join(a.out, "learning_curves.png"), dpi=110)
@@ -133,6 +180,17 @@ def main():
         L += ["Same steps, different dataset sizes (last validation):", "",
               "| training samples | step | val MPJPE | val PVE |", "|---|---|---|---|"]
         L += [f"| {r['n_samples']} | {r['step']} | {r['mpjpe_mm']:.1f} | {r['pve_mm']:.1f} |" for r in res["size"]]
+        L.append("")
+    if res["size_eval"]:
+        L += ["Held-out test set (and the same checkpoint on its own training shards) against dataset size:", "",
+              "| training samples | step | test MPJPE | PA-MPJPE | PVE | PVE-T-SC | on training shards: MPJPE "
+              "| PVE-T-SC | generalisation gap (MPJPE) |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in res["size_eval"]:
+            t, tr = r["test"], r["train"]
+            tail = (f"{tr['mpjpe_mm']:.1f} | {tr['pve_t_sc_mm']:.1f} | {t['mpjpe_mm'] - tr['mpjpe_mm']:+.1f}"
+                    if tr else "– | – | –")
+            L.append(f"| {r['n_samples']} | {t['step']} | {t['mpjpe_mm']:.1f} | {t['pa_mpjpe_mm']:.1f} | "
+                     f"{t['pve_mm']:.1f} | {t['pve_t_sc_mm']:.1f} | {tail} |")
         L.append("")
     with open(os.path.join(a.out, "learning_curves.md"), "w") as f:
         f.write("\n".join(L) + "\n")

@@ -43,3 +43,36 @@ def test_bad_argument_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "learning_curves.py"), "--steps", "nopath",
                         "--out", str(tmp_path)], capture_output=True, text=True)
     assert p.returncode != 0 and "NAME=RUN_DIR" in p.stderr
+
+
+def _eval(tmp_path, name, step, mpjpe, pve_t_sc):
+    d = tmp_path / name
+    d.mkdir()
+    model = {"n": 64, "mpjpe_mm": mpjpe, "pa_mpjpe_mm": 0.7 * mpjpe, "pve_mm": 1.3 * mpjpe, "pve_t_sc_mm": pve_t_sc}
+    (d / "metrics.json").write_text(json.dumps({"info": {"step": step, "samples": 64},
+                                                "metrics": {"all": {"all": {"model": model}}}}))
+    return d
+
+
+def test_size_table_from_test_and_training_shard_evaluations(tmp_path):
+    run = _run(tmp_path, "r", [(s, 300.0 - s / 100) for s in (1000, 2000, 3000)])
+    out = tmp_path / "lc"
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "learning_curves.py"), "--steps", f"a={run}",
+                    "--size-test", f"65536={_eval(tmp_path, 't64', 17000, 150.0, 31.0)}",
+                    "--size-test", f"8192={_eval(tmp_path, 't8', 17000, 175.0, 34.2)}",
+                    "--size-train", f"8192={_eval(tmp_path, 'tr8', 17000, 126.1, 30.3)}", "--out", str(out)],
+                   check=True, capture_output=True)
+    res = json.loads((out / "learning_curves.json").read_text())
+    assert [r["n_samples"] for r in res["size_eval"]] == [8192, 65536]
+    assert res["size_eval"][1]["train"] is None
+    md = (out / "learning_curves.md").read_text()
+    assert "| 8192 | 17000 | 175.0 | 122.5 | 227.5 | 34.2 | 126.1 | 30.3 | +48.9 |" in md
+    assert "| 65536 | 17000 | 150.0 |" in md and "– | – | –" in md
+
+
+def test_size_eval_rejects_a_folder_without_metrics(tmp_path):
+    run = _run(tmp_path, "r", [(1000, 300.0)])
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "learning_curves.py"), "--steps", f"a={run}",
+                        "--size-test", f"8192={tmp_path}", "--out", str(tmp_path / "lc")],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "metrics.json" in p.stderr and "Traceback" not in p.stderr
