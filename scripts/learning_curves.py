@@ -68,6 +68,9 @@ def read_eval(eval_dir: str) -> dict:
 def size_eval(tests, trains) -> list[dict]:
     """Per training-set size: held-out test metrics and, where given, the same on training shards."""
     train = {int(n): read_eval(d) for n, d in trains}
+    unmatched = sorted(set(train) - {int(n) for n, _ in tests})
+    if unmatched:
+        raise SystemExit(f"--size-train {unmatched[0]}: no --size-test for that many samples (the gap needs both)")
     rows = []
     for n, d in tests:
         n = int(n)

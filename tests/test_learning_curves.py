@@ -76,3 +76,11 @@ def test_size_eval_rejects_a_folder_without_metrics(tmp_path):
                         "--size-test", f"8192={tmp_path}", "--out", str(tmp_path / "lc")],
                        capture_output=True, text=True)
     assert p.returncode != 0 and "metrics.json" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_size_train_without_its_test_evaluation_is_refused(tmp_path):
+    run = _run(tmp_path, "r", [(1000, 300.0)])
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "learning_curves.py"), "--steps", f"a={run}",
+                        "--size-train", f"8192={_eval(tmp_path, 'tr8', 17000, 126.1, 30.3)}",
+                        "--out", str(tmp_path / "lc")], capture_output=True, text=True)
+    assert p.returncode != 0 and "--size-train 8192" in p.stderr and "Traceback" not in p.stderr
