@@ -2,7 +2,7 @@
 
     python scripts/ablations.py --out out/ablations --test out/standard/data-test \
         [--recipe manifests/standard.yaml] [--config trainer/configs/standard.yaml] [--shards N] \
-        [--steps N] [--workers W] [--baseline-run out/standard/run] [--set section.field=value ...]
+        [--steps N] [--workers W] [--jobs J] [--baseline-run out/standard/run] [--set section.field=value ...]
 
 (a) silhouette loss on vs off — PVE-T-SC, PVE, IoU, per occluder type;
 (b) panoramic viewpoints — training cameras within ±45° of frontal vs the full 360°, per azimuth bin;
@@ -10,6 +10,9 @@
 Each variant dataset is the recipe with one field changed (same seed, same size); each run uses the same
 trainer config and steps; every run is scored by lasor-eval on the same held-out test set (all azimuths,
 with occluders). Writes ablations.json (rows read by scripts/model_card.py) and ablations.md.
+--jobs J trains J runs at a time (each logs to train-RUN.log); give each `--set train.threads=N` so that
+J × N fits the cores (on 2 cores: --jobs 2 --set train.threads=1 is ≈ 1.25× the throughput of one run at 2:
+0.29 s/step each vs 0.18 s/step at the standard config).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -48,6 +52,32 @@ def sh(cmd: list[str]):
     subprocess.run(cmd, check=True)
 
 
+def train_all(pending: list[tuple[str, list[str]]], out: str, jobs: int):
+    """Run the training commands `jobs` at a time; with jobs > 1 each logs to OUT/train-RUN.log."""
+    if jobs == 1:
+        for _, cmd in pending:
+            sh(cmd)
+        return
+    order, running, failed = [run for run, _ in pending], [], []
+    while pending or running:
+        while pending and len(running) < jobs:
+            run, cmd = pending.pop(0)
+            log = os.path.join(out, f"train-{run}.log")
+            print("+", " ".join(cmd), f"> {log}", flush=True)
+            with open(log, "w") as f:
+                running.append((run, log, subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)))
+        finished = [item for item in running if item[2].poll() is not None]
+        if not finished:
+            time.sleep(2)
+            continue
+        for run, log, proc in finished:
+            running.remove((run, log, proc))
+            if proc.returncode:
+                failed.append((order.index(run), f"{run} (exit {proc.returncode}, see {log})"))
+    if failed:
+        sys.exit("error: training failed: " + ", ".join(msg for _, msg in sorted(failed)))
+
+
 def rows_for(claim: str, variant: str, metrics: dict, groups: list[str]) -> list[dict]:
     rows = []
     for g in groups:
@@ -68,6 +98,7 @@ def main():
     ap.add_argument("--shards", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--jobs", type=int, default=1, help="training runs at a time (default 1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--baseline-run", default=None, help="reuse this run (trained on the recipe as is) as 'full'")
     ap.add_argument("--set", dest="sets", action="append", default=[])
@@ -94,19 +125,24 @@ def main():
         sh(cmd)
     if a.data_only:
         return
-    results = {}
+    run_dirs = {r: a.baseline_run if (r == "full" and a.baseline_run) else os.path.join(a.out, f"run-{r}")
+                for r in RUNS}
+    pending = []
     for run, (data, sets) in RUNS.items():
-        run_dir = a.baseline_run if (run == "full" and a.baseline_run) else os.path.join(a.out, f"run-{run}")
-        if run_dir != a.baseline_run and not os.path.exists(os.path.join(run_dir, "best.pt")):
+        run_dir = run_dirs[run]
+        if run_dir != a.baseline_run and not os.path.exists(os.path.join(run_dir, "summary.json")):  # unfinished
             cmd = [exe["lasor-train"], "--data", os.path.join(a.out, f"data-{data}"), "--out", run_dir,
                    "--config", a.config, "--device", a.device, "--no-progress"]
             cmd += ["--resume"] if os.path.exists(os.path.join(run_dir, "latest.pt")) else []
             cmd += ["--steps", str(a.steps)] if a.steps else []
             for s in sets + a.sets:
                 cmd += ["--set", s]
-            sh(cmd)
+            pending.append((run, cmd))
+    train_all(pending, a.out, max(1, a.jobs))
+    results = {}
+    for run in RUNS:
         ev = os.path.join(a.out, f"eval-{run}")
-        ckpt, done = os.path.join(run_dir, "best.pt"), os.path.join(ev, "metrics.json")
+        ckpt, done = os.path.join(run_dirs[run], "best.pt"), os.path.join(ev, "metrics.json")
         if not (os.path.exists(done) and os.path.getmtime(done) > os.path.getmtime(ckpt)):  # else: evaluated already
             sh([exe["lasor-eval"], "--checkpoint", ckpt, "--data", a.test, "--out", ev, "--device", a.device])
         with open(os.path.join(ev, "metrics.json")) as f:
@@ -120,8 +156,7 @@ def main():
     rows += rows_for("(c) occluders", "without", results["no_occluders"], ["all", "occluder_type", "occluded_fraction"])
     steps = {}
     for run in RUNS:
-        rd = a.baseline_run if (run == "full" and a.baseline_run) else os.path.join(a.out, f"run-{run}")
-        with open(os.path.join(rd, "summary.json")) as f:
+        with open(os.path.join(run_dirs[run], "summary.json")) as f:
             steps[run] = json.load(f).get("step")
     note = (f"Same recipe ({os.path.basename(a.recipe)}, one field changed per variant), same trainer config "
             f"({os.path.basename(a.config)}), steps per run {steps}; test set {a.test}. "

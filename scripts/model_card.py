@@ -88,6 +88,28 @@ def learning_curve(run_dir: str) -> list[str]:
     return lines
 
 
+ABLATION_METRICS = (("mpjpe_mm", "MPJPE", 1), ("pa_mpjpe_mm", "PA-MPJPE", 1), ("pve_mm", "PVE", 1),
+                    ("pve_t_sc_mm", "PVE-T-SC", 1), ("sil_iou_pooled", "IoU pooled", 3))
+
+
+def ablation_tables(rows: list[dict]) -> list[str]:
+    """One table per claim, its variants side by side in each cell ("A / B"), a row per subset."""
+    claims: dict[str, dict[str, dict[str, dict]]] = {}  # claim → variant → subset → row (in file order)
+    for r in rows:
+        claims.setdefault(r["claim"], {}).setdefault(r["variant"], {})[r.get("subset", "all")] = r
+    L = []
+    for claim, variants in claims.items():
+        names = list(variants)
+        L += ["", f"### {claim}: {' vs '.join(names)}", "",
+              "| subset | n | " + " | ".join(f"{t} ({' / '.join(names)})" for _, t, _ in ABLATION_METRICS) + " |",
+              "|---|---|" + "---|" * len(ABLATION_METRICS)]
+        for subset, first in variants[names[0]].items():
+            cells = [" / ".join(_f(variants[v].get(subset, {}).get(k), nd) for v in names)
+                     for k, _, nd in ABLATION_METRICS]
+            L.append(f"| {subset} | {first.get('n', '–')} | " + " | ".join(cells) + " |")
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True)
@@ -160,11 +182,7 @@ def main():
     if a.ablations and os.path.exists(a.ablations):
         with open(a.ablations) as f:
             ab = json.load(f)
-        L += ["", "## LASOR's three claims (ablations)", "", ab.get("note", ""), "",
-              "| claim | variant | MPJPE | PVE | PVE-T-SC | IoU pooled | subset |", "|---|---|---|---|---|---|---|"]
-        for r in ab.get("rows", []):
-            L.append(f"| {r['claim']} | {r['variant']} | {_f(r.get('mpjpe_mm'))} | {_f(r.get('pve_mm'))} | "
-                     f"{_f(r.get('pve_t_sc_mm'))} | {_f(r.get('sil_iou_pooled'), 3)} | {r.get('subset', 'all')} |")
+        L += ["", "## LASOR's three claims (ablations)", "", ab.get("note", "")] + ablation_tables(ab.get("rows", []))
     if a.extra and os.path.exists(a.extra):
         with open(a.extra) as f:
             L += ["", f.read().strip()]
