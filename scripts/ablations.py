@@ -27,6 +27,8 @@ import time
 
 import yaml
 
+from model_card import ablation_tables  # scripts/ is on sys.path when run as a script
+
 VARIANTS = {  # dataset name → recipe changes
     "full": {},
     "frontal": {"camera": {"azimuth_deg": [-45.0, 45.0]}},
@@ -164,11 +166,7 @@ def main():
     with open(os.path.join(a.out, "ablations.json"), "w") as f:
         json.dump({"note": note, "rows": rows}, f, indent=1)
     with open(os.path.join(a.out, "ablations.md"), "w") as f:
-        f.write("| claim | variant | subset | n | MPJPE | PA-MPJPE | PVE | PVE-T-SC | IoU pooled |\n|---|---|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            f.write(f"| {r['claim']} | {r['variant']} | {r['subset']} | {r['n']} | " + " | ".join(
-                "–" if r[k] is None else f"{r[k]:.{3 if k == 'sil_iou_pooled' else 1}f}"
-                for k in ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm", "sil_iou_pooled")) + " |\n")
+        f.write("\n".join([note] + ablation_tables(rows)) + "\n")  # the same tables as the model card
     print(f"wrote {a.out}/ablations.json and ablations.md")
 
 

@@ -85,6 +85,8 @@ def test_three_claims_two_runs_at_a_time(variant_data, tiny_dataset, tmp_path):
     full, off = (json.loads((out / f"eval-{v}" / "metrics.json").read_text())["metrics"]["all"]["all"]["model"]
                  for v in ("full", "no_silhouette"))
     assert f"| all | {full['n']} | {full['mpjpe_mm']:.1f} / {off['mpjpe_mm']:.1f} |" in md
+    tables = md[md.index("### (a) silhouette loss"):].strip()  # ablations.md: the same tables, one renderer
+    assert tables in (out / "ablations.md").read_text()
 
 
 def test_a_failed_run_is_named(variant_data, tiny_dataset, tmp_path):
