@@ -2,6 +2,7 @@
 and the regressor's keypoint features read the keypoints back from the heatmaps."""
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -80,3 +81,29 @@ def test_keypoint_features_read_back_the_keypoints():
     model = Regressor(ModelConfig(width=8, hidden=32, keypoint_features=True))
     out = model(x)
     assert torch.isfinite(out["rotmats"]).all() and model.fc1.in_features == model.encoder.out_dim + 51 + 157
+
+
+def test_ief_layers_adds_hidden_layers_and_old_checkpoints_still_load():
+    torch.manual_seed(0)
+    two = Regressor(ModelConfig(width=8, hidden=32))
+    three = Regressor(ModelConfig(width=8, hidden=32, ief_layers=3))
+    assert len(two.fc_more) == 0 and len(three.fc_more) == 1
+    extra = set(three.state_dict()) - set(two.state_dict())
+    assert extra == {"fc_more.0.weight", "fc_more.0.bias"}
+    # a checkpoint written before the field existed has exactly the default model's keys
+    Regressor(ModelConfig(width=8, hidden=32)).load_state_dict(two.state_dict(), strict=True)
+    x = torch.rand(2, 18, 64, 64)
+    three.eval()
+    assert torch.isfinite(three(x)["rotmats"]).all()
+    with torch.no_grad():  # the extra layer is used: changing it changes the output
+        before = three(x)["rotmats"].clone()
+        three.fc_more[0].weight.mul_(2.0)
+        assert not torch.allclose(three(x)["rotmats"], before)
+
+
+def test_ief_layers_below_two_is_a_one_line_config_error():
+    from lasor_shared.errors import LasorError
+    from lasor_trainer.config import config_from_dict
+
+    with pytest.raises(LasorError, match="model.ief_layers"):
+        config_from_dict({"model": {"ief_layers": 1}})

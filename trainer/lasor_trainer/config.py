@@ -60,6 +60,7 @@ class ModelConfig:
     layers: list = field(default_factory=lambda: [2, 2, 2, 2])
     ief_iters: int = 3
     hidden: int = 1024
+    ief_layers: int = 2            # hidden layers of the IEF MLP (≥ 2)
     dropout: float = 0.5
     cam_scale0: float = 0.9
     keypoint_features: bool = False  # also feed the IEF the heatmaps' soft-argmax (x, y) + peak per keypoint
@@ -137,7 +138,7 @@ _CHOICES = {
 # physically sensible upper bounds: beyond them a run cannot fit in memory or cannot train
 _UPPER = {
     "proxy.input_size": 1024, "proxy.heatmap_sigma": 64, "proxy.crop_scale": 10, "model.width": 512,
-    "model.ief_iters": 20, "model.hidden": 16384, "model.cam_scale0": 100, "model.dropout": 1,
+    "model.ief_iters": 20, "model.hidden": 16384, "model.ief_layers": 16, "model.cam_scale0": 100, "model.dropout": 1,
     "loss.silhouette_size": 1024, "loss.coarse_cell": 0.1, "optim.lr": 1.0, "optim.batch_size": 4096, "optim.steps": 10**9,
     "optim.warmup_steps": 10**9, "optim.grad_clip": 1e6, "optim.weight_decay": 1.0, "data.num_workers": 256,
     "data.val_shards": 10**6, "data.shuffle_group": 10**6, "data.shard_cache": 10**4, "train.threads": 1024,
@@ -172,6 +173,8 @@ def validate(cfg: Config) -> Config:
                 raise LasorError(f"config field {sec}.{f.name}: a probability must be in [0, 1]")
     if not 0 <= cfg.data.val_fraction < 1:
         raise LasorError(f"config field data.val_fraction: must be in [0, 1), got {cfg.data.val_fraction}")
+    if not isinstance(cfg.model.ief_layers, int) or cfg.model.ief_layers < 2:
+        raise LasorError(f"config field model.ief_layers: expected an integer ≥ 2, got {cfg.model.ief_layers!r}")
     if len(cfg.model.layers) != 4 or any((not isinstance(n, int)) or not 1 <= n <= 64 for n in cfg.model.layers):
         raise LasorError(f"config field model.layers: expected 4 integers in 1..64, got {cfg.model.layers!r}")
     for key in ("proxy.input_visibility", "loss.keypoints2d_visibility"):

@@ -88,6 +88,8 @@ class Regressor(nn.Module):
         d = self.encoder.out_dim + (3 * (in_channels - 1) if cfg.keypoint_features else 0)
         self.fc1 = nn.Linear(d + STATE, cfg.hidden)
         self.fc2 = nn.Linear(cfg.hidden, cfg.hidden)
+        # hidden layers beyond the first two (none by default: checkpoints without them load unchanged)
+        self.fc_more = nn.ModuleList(nn.Linear(cfg.hidden, cfg.hidden) for _ in range(cfg.ief_layers - 2))
         self.out = nn.Linear(cfg.hidden, STATE)
         self.drop = nn.Dropout(cfg.dropout)
         nn.init.xavier_uniform_(self.out.weight, gain=0.01)
@@ -107,6 +109,8 @@ class Regressor(nn.Module):
         for _ in range(self.cfg.ief_iters):
             h = self.drop(F.relu(self.fc1(torch.cat([feat, state], 1))))
             h = self.drop(F.relu(self.fc2(h)))
+            for fc in self.fc_more:
+                h = self.drop(F.relu(fc(h)))
             state = state + self.out(h)
         return decode_state(state)
 
