@@ -46,7 +46,7 @@ def attribute(checkpoint: str, data: str, max_samples: int = 0, batch_size: int 
     depth_ratio = []
     for batch in loader:
         tgt = bodies.targets(batch)
-        pred = model(batch["input"])
+        pred = model(batch)
         _, v, _, _ = bodies.predict(pred["rotmats"], pred["betas"])
         T = cam_to_translation(pred["cam"], batch["K"], cfg.proxy.input_size)
         root = tgt["root"]

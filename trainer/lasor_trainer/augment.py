@@ -24,9 +24,13 @@ def _disk(r: int) -> np.ndarray:
 
 
 def augment_proxy(sil: np.ndarray, kp: np.ndarray, present: np.ndarray, kp_all: np.ndarray,
-                  cfg: AugmentConfig, rng: np.random.Generator, size: int):
-    """Returns augmented copies (sil, kp, present). kp_all: true keypoints (crop px) incl. hidden ones."""
-    sil, kp, present = sil.copy(), kp.copy(), present.copy()
+                  cfg: AugmentConfig, rng: np.random.Generator, size: int, conf: np.ndarray | None = None):
+    """Returns augmented copies (sil, kp, present, confidence). kp_all: keypoints (crop px) incl. absent
+    ones; conf: per-keypoint confidences (default: 1 where present), kept with their keypoints and 0
+    where a keypoint is removed."""
+    sil = None if sil is None else sil.copy()  # None: a keypoint-only model (no image input)
+    kp, present = kp.copy(), present.copy()
+    conf = present.astype(np.float32) if conf is None else np.asarray(conf, np.float32).copy()
     scale = size / 256.0
     if rng.random() < cfg.kp_jitter_p and cfg.kp_jitter_px > 0:
         kp = kp + rng.uniform(-1, 1, kp.shape) * cfg.kp_jitter_px * scale
@@ -36,18 +40,20 @@ def augment_proxy(sil: np.ndarray, kp: np.ndarray, present: np.ndarray, kp_all: 
         a, b = LR_PAIRS[rng.integers(len(LR_PAIRS))]
         kp[[a, b]] = kp[[b, a]]
         present[[a, b]] = present[[b, a]]
-    if rng.random() < cfg.sil_morph_p and cfg.sil_morph_px > 0:
+        conf[[a, b]] = conf[[b, a]]
+    if rng.random() < cfg.sil_morph_p and cfg.sil_morph_px > 0 and sil is not None:
         r = max(1, int(round(cfg.sil_morph_px * scale * rng.uniform(0.5, 1.0))))
         op = ndimage.grey_dilation if rng.random() < 0.5 else ndimage.grey_erosion
         sil = op(sil, footprint=_disk(r))
-    if rng.random() < cfg.sil_noise_p and cfg.sil_noise_rate > 0:
+    if rng.random() < cfg.sil_noise_p and cfg.sil_noise_rate > 0 and sil is not None:
         hard = sil > 0.5
         boundary = ndimage.binary_dilation(hard) ^ ndimage.binary_erosion(hard)
         flip = boundary & (rng.random(sil.shape) < cfg.sil_noise_rate)
         sil = np.where(flip, 1.0 - hard, sil).astype(np.float32)
     if rng.random() < cfg.part_removal_p:
         a, b = LIMBS[rng.integers(len(LIMBS))]
-        _erase_capsule(sil, kp_all[a], kp_all[b], max(2.0, 0.05 * size))
+        if sil is not None:
+            _erase_capsule(sil, kp_all[a], kp_all[b], max(2.0, 0.05 * size))
         present[b] = False
         if rng.random() < 0.5:
             present[a] = False
@@ -61,10 +67,11 @@ def augment_proxy(sil: np.ndarray, kp: np.ndarray, present: np.ndarray, kp_all: 
         x1, y1 = c + side / 2
         r0, r1 = int(np.clip(np.floor(y0), 0, size)), int(np.clip(np.ceil(y1), 0, size))
         c0, c1 = int(np.clip(np.floor(x0), 0, size)), int(np.clip(np.ceil(x1), 0, size))
-        sil[r0:r1, c0:c1] = 0.0
+        if sil is not None:
+            sil[r0:r1, c0:c1] = 0.0
         inside = (kp[:, 0] >= x0) & (kp[:, 0] < x1) & (kp[:, 1] >= y0) & (kp[:, 1] < y1)
         present &= ~inside
-    return sil.astype(np.float32), kp.astype(np.float32), present
+    return (None if sil is None else sil.astype(np.float32)), kp.astype(np.float32), present, np.where(present, conf, 0.0).astype(np.float32)
 
 
 def _erase_capsule(sil: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float):

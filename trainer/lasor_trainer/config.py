@@ -37,6 +37,27 @@ class ProxyConfig:
 
 
 @dataclass
+class KeypointConfig:
+    """How keypoints reach the model (see lasor_trainer.inputs): 'visible' = legacy (only the codes in
+    proxy.input_visibility, exact, no confidences); 'detector' = all keypoints a detector returns, with
+    confidences, drawn from the visibility codes in training and in the test protocol."""
+    mode: str = "visible"
+    min_confidence: float = 0.05       # below: the keypoint is missing
+    # position noise σ (per axis) / person height; mediapipe on the shared photo with its joints covered
+    # (bench/measure_detector_noise.py): hidden joints' error mean 0.18 / RMS 0.21 of the height, visible 0.047 / median 0.027
+    noise_visible: float = 0.02        # visible (code 4)
+    noise_self: float = 0.04           # self-occluded (code 1)
+    noise_hidden: float = 0.15         # hidden by a person or an object (codes 2, 3): RMS 0.21, as mediapipe's
+    drop_hidden: float = 0.2           # P(a hidden keypoint is not returned at all)
+    drop_any: float = 0.02             # P(any keypoint is not returned)
+    conf_visible: list = field(default_factory=lambda: [0.6, 1.0])
+    conf_self: list = field(default_factory=lambda: [0.3, 0.95])
+    conf_hidden: list = field(default_factory=lambda: [0.1, 0.9])   # mediapipe: hidden joints' scores mean 0.66
+    false_conf_p: float = 0.05         # confidence drawn from the other range (hidden ↔ visible)
+    outlier_p: float = 0.02            # gross error: anywhere in the person's box
+
+
+@dataclass
 class AugmentConfig:
     enabled: bool = True
     crop_scale_jitter: float = 0.2     # crop scale ± this (uniform)
@@ -64,6 +85,11 @@ class ModelConfig:
     dropout: float = 0.5
     cam_scale0: float = 0.9
     keypoint_features: bool = False  # also feed the IEF the heatmaps' soft-argmax (x, y) + peak per keypoint
+    image_path: bool = True        # the ResNet encoder on the proxy image
+    image_input: str = "proxy"     # 'proxy' (silhouette + 17 heatmaps) or 'silhouette' (one channel)
+    keypoint_path: bool = False    # an MLP on the keypoint vector (x, y, confidence) ×17 + crop info
+    kp_hidden: int = 1024          # keypoint path width
+    kp_blocks: int = 2             # residual blocks of the keypoint path
 
 
 @dataclass
@@ -117,6 +143,7 @@ class TrainConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    keypoints: KeypointConfig = field(default_factory=KeypointConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -129,6 +156,8 @@ class Config:
 
 _CHOICES = {
     "proxy.silhouette": ("visible",),
+    "keypoints.mode": ("visible", "detector"),
+    "model.image_input": ("proxy", "silhouette"),
     "loss.silhouette_target": ("amodal", "modal"),
     "optim.schedule": ("constant", "cosine"),
     "train.device": ("cpu", "cuda", "auto"),
@@ -138,7 +167,7 @@ _CHOICES = {
 # physically sensible upper bounds: beyond them a run cannot fit in memory or cannot train
 _UPPER = {
     "proxy.input_size": 1024, "proxy.heatmap_sigma": 64, "proxy.crop_scale": 10, "model.width": 512,
-    "model.ief_iters": 20, "model.hidden": 16384, "model.ief_layers": 16, "model.cam_scale0": 100, "model.dropout": 1,
+    "model.ief_iters": 20, "model.hidden": 16384, "model.ief_layers": 16, "model.kp_hidden": 16384, "model.kp_blocks": 16, "model.cam_scale0": 100, "model.dropout": 1,
     "loss.silhouette_size": 1024, "loss.coarse_cell": 0.1, "optim.lr": 1.0, "optim.batch_size": 4096, "optim.steps": 10**9,
     "optim.warmup_steps": 10**9, "optim.grad_clip": 1e6, "optim.weight_decay": 1.0, "data.num_workers": 256,
     "data.val_shards": 10**6, "data.shuffle_group": 10**6, "data.shard_cache": 10**4, "train.threads": 1024,
@@ -177,6 +206,22 @@ def validate(cfg: Config) -> Config:
         raise LasorError(f"config field model.ief_layers: expected an integer ≥ 2, got {cfg.model.ief_layers!r}")
     if len(cfg.model.layers) != 4 or any((not isinstance(n, int)) or not 1 <= n <= 64 for n in cfg.model.layers):
         raise LasorError(f"config field model.layers: expected 4 integers in 1..64, got {cfg.model.layers!r}")
+    if not (cfg.model.image_path or cfg.model.keypoint_path):
+        raise LasorError("config fields model.image_path / model.keypoint_path: at least one input path is needed")
+    if cfg.model.keypoint_path and cfg.keypoints.mode != "detector":
+        raise LasorError("config field keypoints.mode: the keypoint path needs 'detector' (confidences)")
+    if cfg.model.kp_hidden <= 0 or cfg.model.kp_blocks < 0:
+        raise LasorError("config fields model.kp_hidden / model.kp_blocks: must be > 0 / ≥ 0")
+    k = cfg.keypoints
+    for name in ("min_confidence", "noise_visible", "noise_self", "noise_hidden", "drop_hidden", "drop_any",
+                 "false_conf_p", "outlier_p"):
+        if not 0 <= getattr(k, name) <= 1:
+            raise LasorError(f"config field keypoints.{name}: expected a value in [0, 1], got {getattr(k, name)!r}")
+    for name in ("conf_visible", "conf_self", "conf_hidden"):
+        r = getattr(k, name)
+        if (not isinstance(r, list) or len(r) != 2 or not all(isinstance(x, (int, float)) for x in r)
+                or not 0 <= r[0] <= r[1] <= 1):
+            raise LasorError(f"config field keypoints.{name}: expected [low, high] within [0, 1], got {r!r}")
     for key in ("proxy.input_visibility", "loss.keypoints2d_visibility"):
         sec, name = key.split(".")
         codes = getattr(getattr(cfg, sec), name)

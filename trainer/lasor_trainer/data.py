@@ -28,6 +28,7 @@ import torch
 from lasor_shared.errors import LasorError
 from lasor_shared.hashing import sha256_file
 from lasor_trainer import augment as aug
+from lasor_trainer import inputs
 from lasor_trainer import proxy
 from lasor_trainer.config import Config
 
@@ -272,70 +273,101 @@ class ShardDataset(torch.utils.data.Dataset):
         self._files = {}
 
 
-def prepare_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Config,
+def prepare_input(visible: np.ndarray, kp: np.ndarray, conf: np.ndarray, cfg: Config,
                   rng: np.random.Generator | None = None, scale: float | None = None, shift=(0.0, 0.0)):
-    """What the proxy input is made of, from a visible mask and image keypoints (+ which are present).
+    """What the model input is made of, from a visible mask and image keypoints with confidences
+    (the convention of `lasor_trainer.inputs`; 'visible' mode: confidence 1 = present, 0 = absent).
 
-    Returns ((silhouette (S,S), keypoints (17,2) crop px, present (17,)) as fed to the proxy, (x0, y0,
-    side) crop box, A image→crop affine, true keypoints in crop pixels). With an rng the proxy's parts
-    are augmented (training); inference calls this with rng=None — the same crop.
+    Returns ((silhouette (S,S), keypoints (17,2) crop px, present (17,), confidence (17,)) as fed to
+    the model, (x0, y0, side) crop box, A image→crop affine, the given keypoints in crop pixels).
+    With an rng the input is augmented (training); inference calls this with rng=None — the same crop.
     """
     S = cfg.proxy.input_size
     scale = cfg.proxy.crop_scale if scale is None else scale
+    min_conf = cfg.keypoints.min_confidence if cfg.keypoints.mode == "detector" else 0.5
+    kp, conf, present = inputs.sanitize(kp, conf, min_conf)
     x0, y0, side = proxy.crop_box(visible, kp, present, max(scale, 0.5), shift)
     A = proxy.crop_affine(x0, y0, side, S)
-    sil = proxy.crop_mask(visible.astype(np.uint8), x0, y0, side, S)
+    sil = proxy.crop_mask(visible.astype(np.uint8), x0, y0, side, S) if cfg.model.image_path else None
     kp_crop = proxy.transform_points(A, kp).astype(np.float32)
-    kp_in, present_in = kp_crop, present
+    kp_in, present_in, conf_in = kp_crop, present, conf
     if rng is not None:
-        sil, kp_in, present_in = aug.augment_proxy(sil, kp_crop, present, kp_crop, cfg.augment, rng, S)
-    return (sil, kp_in, present_in), (x0, y0, side), A, kp_crop
+        sil, kp_in, present_in, conf_in = aug.augment_proxy(sil, kp_crop, present, kp_crop, cfg.augment, rng, S, conf)
+    return (sil, kp_in, present_in, conf_in), (x0, y0, side), A, kp_crop
 
 
-def make_input(visible: np.ndarray, kp: np.ndarray, present: np.ndarray, cfg: Config,
-               rng: np.random.Generator | None = None, scale: float | None = None, shift=(0.0, 0.0)):
-    """`prepare_input` with the proxy (18,S,S) assembled: (input, crop box, A, keypoints in crop px)."""
-    parts, box, A, kp_crop = prepare_input(visible, kp, present, cfg, rng, scale, shift)
-    return proxy.make_proxy(*parts, cfg.proxy.input_size, cfg.proxy.heatmap_sigma), box, A, kp_crop
+def model_inputs(parts, box, K_image: np.ndarray, cfg: Config) -> dict:
+    """The per-sample model inputs (numpy) from `prepare_input`'s parts: the proxy's pieces for the image
+    path (`collate` draws the heatmaps of a whole batch), the keypoint vector and crop info for the
+    keypoint path (`lasor_trainer.inputs`)."""
+    sil, kp_in, present_in, conf_in = parts
+    out = {}
+    if cfg.model.image_path:
+        heat = cfg.model.image_input == "proxy"  # 'silhouette': one channel, no heatmaps
+        out.update(sil_in=np.asarray(sil, np.float32),
+                   kp_in=np.asarray(kp_in, np.float32) if heat else np.zeros((0, 2), np.float32),
+                   present_in=np.asarray(present_in, bool) if heat else np.zeros(0, bool),
+                   heatmap_sigma=np.float32(proxy.heatmap_sigma(cfg.proxy.heatmap_sigma, cfg.proxy.input_size)))
+    if cfg.model.keypoint_path:
+        out.update(kp_feat=inputs.keypoint_vector(np.asarray(kp_in, np.float32), conf_in, present_in,
+                                                  cfg.proxy.input_size),
+                   crop_info=inputs.crop_info(*box, K_image))
+    return out
+
+
+def make_input(visible: np.ndarray, kp: np.ndarray, conf: np.ndarray, cfg: Config, K_image: np.ndarray):
+    """Inference: a batch of one (torch tensors) from a mask, keypoints and confidences — exactly the
+    evaluation path of `make_sample`. Returns (batch, crop box, A image→crop)."""
+    parts, box, A, _ = prepare_input(visible, kp, conf, cfg)
+    return collate([model_inputs(parts, box, K_image, cfg)]), box, A
+
+
+def source_keypoints(raw: dict, cfg: Config, rng: np.random.Generator | None, index: int):
+    """(keypoints (17,2) image px, confidence (17,)) a keypoint source would give for a shard sample:
+    'detector' mode draws them (`inputs.simulate_detector`; the test protocol with a fixed per-sample
+    seed), 'visible' mode gives the exact keypoints whose codes are in proxy.input_visibility."""
+    kp = raw["keypoints_coco"].astype(np.float64)
+    vis = raw["visibility_coco"].astype(np.int64)
+    if cfg.keypoints.mode == "detector":
+        det_rng = rng if rng is not None else np.random.default_rng([inputs.EVAL_SEED, int(index)])
+        return inputs.simulate_detector(kp, vis, cfg.keypoints, det_rng)
+    return kp, np.isin(vis, cfg.proxy.input_visibility).astype(np.float32)
 
 
 def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: int = 0) -> dict:
-    """One training/eval item: proxy input, crop intrinsics and targets (all numpy)."""
+    """One training/eval item: model inputs, crop intrinsics and targets (all numpy)."""
     ss = cfg.loss.silhouette_size
     a = cfg.augment
     mask = raw["mask"]
     visible, amodal = (mask & 1) > 0, (mask & 2) > 0
     occl = (mask & 12) > 0
-    kp = raw["keypoints_coco"].astype(np.float64)
+    kp_true = raw["keypoints_coco"].astype(np.float64)
     vis = raw["visibility_coco"].astype(np.int64)
-    present = np.isin(vis, cfg.proxy.input_visibility)
+    kp_src, conf = source_keypoints(raw, cfg, rng, index)
     scale, shift = cfg.proxy.crop_scale, (0.0, 0.0)
     augmenting = rng is not None and a.enabled
     if augmenting:
         scale = scale + rng.uniform(-a.crop_scale_jitter, a.crop_scale_jitter)
         shift = tuple(rng.uniform(-a.crop_shift, a.crop_shift, 2))
-    (sil, kp_in, present_in), (x0, y0, side), A, kp_crop = prepare_input(
-        visible, kp, present, cfg, rng if augmenting else None, scale, shift)
-    if cfg.loss.silhouette_target == "amodal":
-        target = proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss)
-        weight = np.ones_like(target)
-    else:  # modal: the visible mask; pixels an occluder covers (where the body may hide) are ignored
-        target = proxy.crop_mask(visible.astype(np.uint8), x0, y0, side, ss)
-        weight = 1.0 - proxy.crop_mask((occl & ~visible).astype(np.uint8), x0, y0, side, ss)
+    parts, (x0, y0, side), A, _ = prepare_input(visible, kp_src, conf, cfg, rng if augmenting else None, scale, shift)
     K = (A @ raw["cam_K"].astype(np.float64)).astype(np.float32)
-    return {
-        # the proxy's parts; `collate` turns a batch of them into "input" (all heatmaps at once)
-        "sil_in": sil.astype(np.float32, copy=False),
-        "kp_in": np.asarray(kp_in, np.float32),
-        "present_in": np.asarray(present_in, bool),
-        "heatmap_sigma": np.float32(proxy.heatmap_sigma(cfg.proxy.heatmap_sigma, cfg.proxy.input_size)),
+    out = model_inputs(parts, (x0, y0, side), raw["cam_K"], cfg)
+    if cfg.loss.silhouette > 0 or rng is None:
+        if cfg.loss.silhouette_target == "amodal":
+            target = proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss)
+            weight = np.ones_like(target)
+        else:  # modal: the visible mask; pixels an occluder covers (where the body may hide) are ignored
+            target = proxy.crop_mask(visible.astype(np.uint8), x0, y0, side, ss)
+            weight = 1.0 - proxy.crop_mask((occl & ~visible).astype(np.uint8), x0, y0, side, ss)
+        amodal_t = target if cfg.loss.silhouette_target == "amodal" else proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss)
+        out.update(sil_target=target.astype(np.float32), sil_weight=weight.astype(np.float32),
+                   sil_amodal=amodal_t.astype(np.float32))
+    out.update({
         "K": K,
-        "kp2d": kp_crop,
+        "kp2d": proxy.transform_points(A, kp_true).astype(np.float32),
         "kp_vis": vis.astype(np.int64),
-        "sil_target": target.astype(np.float32),
-        "sil_weight": weight.astype(np.float32),
-        "sil_amodal": (target if cfg.loss.silhouette_target == "amodal"
-                       else proxy.crop_mask(amodal.astype(np.uint8), x0, y0, side, ss)).astype(np.float32),
+        "joint_vis": raw["visibility_joints"].astype(np.int64),
+        "kp_conf": np.asarray(parts[3], np.float32),
         "pose": raw["pose"].astype(np.float32),
         "betas": raw["betas"].astype(np.float32),
         "gender": np.int64(raw["gender"]),
@@ -344,11 +376,11 @@ def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: 
         "occluder_type": np.int64(raw["occluder_type"]),
         "visible_fraction": np.float32(raw["visible_fraction"]),
         "azimuth": np.float32(raw["azimuth"]),
-        "elevation": np.float32(raw["elevation"]),
         "index": np.int64(index),
         "crop_scale": np.float32(A[0, 0]),
         **({} if rng is not None else eval_silhouette(amodal, raw["cam_K"])),
-    }
+    })
+    return out
 
 
 EVAL_IOU_SIZE = 256     # silhouette IoU resolution, the same for every model
@@ -407,8 +439,9 @@ def collate(items):
     """Stack samples into a batch; the proxy's parts become the network's "input" (B,18,S,S)."""
     parts = ("sil_in", "kp_in", "present_in", "heatmap_sigma")
     out = {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0] if k not in parts}
-    out["input"] = proxy.make_proxy_batch(*(np.stack([it[k] for it in items]) for k in parts[:3]),
-                                          float(items[0]["heatmap_sigma"]))
+    if "sil_in" in items[0]:  # the image path's input
+        out["input"] = proxy.make_proxy_batch(*(np.stack([it[k] for it in items]) for k in parts[:3]),
+                                              float(items[0]["heatmap_sigma"]))
     return out
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from lasor_shared.errors import LasorError
+from lasor_shared.keypoints import SMPL24_NAMES, VISIBILITY_NAMES
 from lasor_trainer import metrics as M
 from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.config import Config
@@ -38,7 +39,8 @@ from lasor_trainer.model import FACING_CAMERA, cam_to_translation
 OCCLUDER_NAMES = ("none", "person", "object", "both")
 OCC_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0001)
 AZ_BINS = 8
-METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm", "kp2d_vis_px", "kp2d_all_px")
+METRICS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "pve_t_sc_mm", "kp2d_vis_px", "kp2d_all_px", "mpjpe_sc_mm",
+           "mpjpe_true_orient_mm", "orient_err_deg")
 
 
 @torch.no_grad()
@@ -48,7 +50,7 @@ def quick_validate(model, loader, bodies: Bodies, cfg: Config, device) -> dict:
     pves, mpj = [], []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        pred = model(batch["input"])
+        pred = model(batch)
         j, v, _, _ = bodies.predict(pred["rotmats"], pred["betas"])
         tgt = bodies.targets(batch)
         pves.append((v - tgt["vertices"]).norm(dim=-1).mean(-1).cpu())
@@ -56,16 +58,24 @@ def quick_validate(model, loader, bodies: Bodies, cfg: Config, device) -> dict:
     return {"pve_mm": 1000 * float(torch.cat(pves).mean()), "mpjpe_mm": 1000 * float(torch.cat(mpj).mean())}
 
 
-def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt, betas_pred):
+def _sample_metrics(joints, verts, coco, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt, betas_pred,
+                    rotmats=None, joints_true_orient=None):
     gj, gv = tgt["joints"].cpu().numpy(), tgt["vertices"].cpu().numpy()
     pj, pv = joints.cpu().numpy(), verts.cpu().numpy()
     out = {
         "mpjpe_mm": 1000 * M.mpjpe(pj, gj),
+        "mpjpe_sc_mm": 1000 * M.mpjpe_scale_aligned(pj, gj),
+        "joint_err_mm": 1000 * M.joint_errors(pj, gj),
         "pa_mpjpe_mm": 1000 * M.pa_mpjpe(pj, gj),
         "pve_mm": 1000 * M.pve(pv, gv),
         "pve_t_sc_mm": 1000 * M.pve_t_sc(tpose_pred, tpose_gt),
         "betas_pred": betas_pred.cpu().numpy(), "betas_gt": batch["betas"].cpu().numpy(),
     }
+    if rotmats is not None:  # orientation vs articulation: the global orientation's error, and MPJPE without it
+        out["orient_err_deg"] = np.degrees(M.rotation_angle(rotmats[:, 0].cpu().numpy(), tgt["rotmats"][:, 0].cpu().numpy()))
+        out["mpjpe_true_orient_mm"] = 1000 * M.mpjpe(joints_true_orient.cpu().numpy(), gj)
+    else:
+        out["orient_err_deg"] = out["mpjpe_true_orient_mm"] = np.full(len(pj), np.nan)
     uv = project_points(coco + T[:, None], batch["K"]).cpu().numpy()
     gt2 = batch["kp2d"].cpu().numpy()
     scale = batch["crop_scale"].cpu().numpy()[:, None, None]
@@ -136,16 +146,19 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
     meta = []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        B = batch["input"].shape[0]
+        B = batch["K"].shape[0]
         tgt = bodies.targets(batch)
         tpose_gt = np.concatenate([M.tpose_vertices(tpose_models.get(int(g), bodies.pred), batch["betas"][i:i + 1].cpu())
                                    for i, g in enumerate(batch["gender"].tolist())])
-        pred = model(batch["input"])
+        pred = model(batch)
         j, v, c, _ = bodies.predict(pred["rotmats"], pred["betas"])
         T = cam_to_translation(pred["cam"], batch["K"], S)
         sil = render_silhouettes(renderer, v, T, batch["K_eval"], bodies.faces) if renderer else None
         tpose_pred = M.tpose_vertices(bodies.pred, pred["betas"].cpu())
-        rows["model"].append(_sample_metrics(j, v, c, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt, pred["betas"]))
+        rot_true = torch.cat([tgt["rotmats"][:, :1], pred["rotmats"][:, 1:]], 1)
+        j_true_orient = bodies.run(bodies.pred, rot_true, pred["betas"], with_coco=False)[0]
+        rows["model"].append(_sample_metrics(j, v, c, T, sil, tgt, batch, bodies, tpose_pred, tpose_gt, pred["betas"],
+                                             pred["rotmats"], j_true_orient))
         if baselines:
             tpose_mean = M.tpose_vertices(bodies.pred, torch.zeros(B, 10))
             eye = torch.eye(3, device=device).expand(B, 24, 3, 3).clone()
@@ -156,7 +169,8 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
                 bsil = render_silhouettes(renderer, bv, tgt["root"], batch["K_eval"], bodies.faces) if renderer else None
                 rows[name].append(_sample_metrics(bj, bv, bc, tgt["root"], bsil, tgt, batch, bodies,
                                                   tpose_mean, tpose_gt, torch.zeros(B, 10)))
-        meta.append({k: batch[k].cpu().numpy() for k in ("occluder_type", "visible_fraction", "azimuth", "index")})
+        meta.append({k: batch[k].cpu().numpy() for k in ("occluder_type", "visible_fraction", "azimuth", "index",
+                                                         "joint_vis")})
     out = {}
     for name, lst in rows.items():
         if lst:
@@ -206,6 +220,18 @@ def breakdowns(res: dict) -> dict:
     return out
 
 
+def joint_breakdowns(res: dict) -> dict:
+    """What is left, per joint: the model's mean joint error (mm) by the joint's visibility code and per
+    SMPL joint, and the per-component |β error| against the prior's (the mean shape, β = 0)."""
+    err, vis = res["model"]["joint_err_mm"], res["meta"]["joint_vis"]
+    by_vis = {VISIBILITY_NAMES[c]: {"n": int((vis == c).sum()), "mpjpe_mm": float(err[vis == c].mean())}
+              for c in range(len(VISIBILITY_NAMES)) if (vis == c).any()}
+    per_joint = {name: float(err[:, j].mean()) for j, name in enumerate(SMPL24_NAMES)}
+    bp, bg = res["model"]["betas_pred"], res["model"]["betas_gt"]
+    betas = {"model": np.abs(bp - bg).mean(0).tolist(), "prior": np.abs(bg).mean(0).tolist()}
+    return {"by_visibility": by_vis, "per_joint": per_joint, "betas_abs_err": betas}
+
+
 def _fmt(x, nd=1):
     return "–" if x is None else f"{x:.{nd}f}"
 
@@ -217,10 +243,13 @@ def markdown_report(table: dict, title: str, info: dict) -> str:
     lines.append("")
     a = table["all"]["all"]
     lines += ["## Overall (held-out)", "",
-              "| predictor | n | MPJPE | PA-MPJPE | PVE | PVE-T-SC | sil IoU pooled | sil IoU mean | 2D kp err vis (px) | 2D kp err all (px) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| predictor | n | MPJPE | scale-aligned MPJPE | MPJPE with true orientation | orientation error (°) | "
+              "PA-MPJPE | PVE | PVE-T-SC | sil IoU pooled | sil IoU mean | 2D kp err vis (px) | 2D kp err all (px) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p, s in a.items():
-        lines.append(f"| {p} | {s['n']} | {_fmt(s['mpjpe_mm'])} | {_fmt(s['pa_mpjpe_mm'])} | {_fmt(s['pve_mm'])} | "
+        lines.append(f"| {p} | {s['n']} | {_fmt(s['mpjpe_mm'])} | {_fmt(s.get('mpjpe_sc_mm'))} | "
+                     f"{_fmt(s.get('mpjpe_true_orient_mm'))} | {_fmt(s.get('orient_err_deg'))} | "
+                     f"{_fmt(s['pa_mpjpe_mm'])} | {_fmt(s['pve_mm'])} | "
                      f"{_fmt(s['pve_t_sc_mm'])} | {_fmt(s.get('sil_iou_pooled'), 3)} | {_fmt(s.get('sil_iou_mean'), 3)} | "
                      f"{_fmt(s['kp2d_vis_px'])} | {_fmt(s['kp2d_all_px'])} |")
     lines += ["", "Distances in mm (3D; root-aligned, 24 SMPL joints, camera frame) and original-image pixels (2D). "
@@ -279,13 +308,27 @@ def _jsonable(x):
     return x
 
 
+def joint_report(jb: dict) -> str:
+    lines = ["## What is left, per joint", "", "Mean joint error (mm, root-aligned) by the joint's visibility code "
+             "in the image:", "", "| visibility | joints | MPJPE |", "|---|---|---|"]
+    lines += [f"| {k} | {v['n']} | {_fmt(v['mpjpe_mm'])} |" for k, v in jb["by_visibility"].items()]
+    lines += ["", "Per SMPL joint (mm): " + ", ".join(f"{k} {_fmt(v)}" for k, v in jb["per_joint"].items()), "",
+              "Shape: mean |β error| per component, model vs the prior (mean shape):", "",
+              "| | " + " | ".join(f"β{i}" for i in range(len(jb["betas_abs_err"]["model"]))) + " |",
+              "|---|" + "---|" * len(jb["betas_abs_err"]["model"])]
+    for name in ("model", "prior"):
+        lines.append(f"| {name} | " + " | ".join(f"{x:.2f}" for x in jb["betas_abs_err"][name]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_reports(res: dict, out_dir: str, title: str, info: dict) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     table = breakdowns(res)
+    jb = joint_breakdowns(res)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(_jsonable({"info": info, "metrics": table}), f, indent=1)
+        json.dump(_jsonable({"info": info, "metrics": table, "joints": jb}), f, indent=1)
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(markdown_report(table, title, info))
+        f.write(markdown_report(table, title, info) + "\n" + joint_report(jb))
     plots(table, out_dir)
     np.savez_compressed(os.path.join(out_dir, "per_sample.npz"),
                         **{f"{p}/{k}": v for p, d in res.items() for k, v in d.items()})

@@ -2,6 +2,10 @@
 
 All distances in the input's units (metres in lasor; reports multiply by 1000 for mm).
 - `mpjpe`: mean joint distance after aligning the root joints (index `root`).
+- `mpjpe_scale_aligned`: root-aligned, then the prediction scaled by the least-squares factor (body
+  size is ambiguous from a crop: this separates it from pose errors).
+- `joint_errors`: per-joint root-aligned distances (B,J), for per-joint / per-visibility breakdowns.
+- `rotation_angle`: geodesic angle between rotation matrices (e.g. the global orientation).
 - `pa_mpjpe`: after a similarity Procrustes fit (rotation + uniform scale + translation, SVD with the
   reflection fix) of the prediction onto the ground truth.
 - `pve`: mean vertex distance after aligning the roots (pass the root positions, e.g. the pelvis).
@@ -24,6 +28,25 @@ def mpjpe(pred: np.ndarray, gt: np.ndarray, root: int | None = 0) -> np.ndarray:
         pred = pred - pred[:, root:root + 1]
         gt = gt - gt[:, root:root + 1]
     return np.linalg.norm(pred - gt, axis=-1).mean(-1)
+
+
+def joint_errors(pred: np.ndarray, gt: np.ndarray, root: int = 0) -> np.ndarray:
+    """(B,J) root-aligned per-joint distances."""
+    return np.linalg.norm((pred - pred[:, root:root + 1]) - (gt - gt[:, root:root + 1]), axis=-1)
+
+
+def mpjpe_scale_aligned(pred: np.ndarray, gt: np.ndarray, root: int = 0) -> np.ndarray:
+    """(B,) MPJPE after root alignment and the least-squares scale of the prediction."""
+    p = pred - pred[:, root:root + 1]
+    g = gt - gt[:, root:root + 1]
+    s = (p * g).sum((1, 2)) / np.maximum((p * p).sum((1, 2)), 1e-12)
+    return np.linalg.norm(s[:, None, None] * p - g, axis=-1).mean(-1)
+
+
+def rotation_angle(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
+    """(B,) geodesic angle (radians) between rotation matrices (B,3,3)."""
+    c = (np.einsum("bij,bij->b", Ra, Rb) - 1.0) / 2.0
+    return np.arccos(np.clip(c, -1.0, 1.0))
 
 
 def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""The regressor: a ResNet-18-style encoder on the proxy channels + iterative error feedback (IEF).
+"""The regressor: input paths + iterative error feedback (IEF).
+
+Two input paths, either or both (`ModelConfig.image_path`, `keypoint_path`; a checkpoint's saved
+config says which, so older checkpoints load unchanged):
+- image: a ResNet-18-style encoder on the proxy (silhouette + 17 heatmaps, or the silhouette alone);
+- keypoints: a residual MLP on the keypoint vector (x, y, confidence per COCO-17 keypoint) and the
+  crop's place in the camera (`lasor_trainer.inputs`) — the cheap, direct 2D → 3D path.
 
 No torchvision here: the encoder is a small, plain ResNet (BasicBlocks, [2,2,2,2] by default) whose
 base width is configurable (64 = ResNet-18; 16–32 for CPU demos). The IEF regressor starts from mean
@@ -78,14 +84,43 @@ def _inv_softplus(y: float) -> float:
     return math.log(math.expm1(y))
 
 
-class Regressor(nn.Module):
-    """Encoder + IEF; see the module docstring."""
+class KeypointEncoder(nn.Module):
+    """The keypoint path: (x, y, confidence) ×17 + crop info → features, a residual MLP
+    (Martinez et al. 2017 style: Linear → [Linear-LN-ReLU ×2 + skip] × blocks)."""
 
-    def __init__(self, cfg: ModelConfig, in_channels: int = 18):
+    def __init__(self, hidden: int, blocks: int, n_in: int = 17 * 3 + 3):
+        super().__init__()
+        self.inp = nn.Linear(n_in, hidden)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(inplace=True),
+                          nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(inplace=True))
+            for _ in range(blocks))
+        self.out_dim = hidden
+
+    def forward(self, kp: torch.Tensor, info: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.inp(torch.cat([kp.flatten(1), info], 1)))
+        for blk in self.blocks:
+            h = h + blk(h)
+        return h
+
+
+class Regressor(nn.Module):
+    """Input paths (image encoder and/or keypoint MLP) + IEF; see the module docstring."""
+
+    def __init__(self, cfg: ModelConfig, in_channels: int | None = None):
         super().__init__()
         self.cfg = cfg
-        self.encoder = ResNetEncoder(in_channels, cfg.width, tuple(cfg.layers))
-        d = self.encoder.out_dim + (3 * (in_channels - 1) if cfg.keypoint_features else 0)
+        if in_channels is None:
+            in_channels = 1 if cfg.image_input == "silhouette" else 18
+        d = 0
+        self.encoder = None
+        if cfg.image_path:
+            self.encoder = ResNetEncoder(in_channels, cfg.width, tuple(cfg.layers))
+            self.encoder.to(memory_format=torch.channels_last)  # NHWC: ≈ 1.5× faster convolutions on CPU
+            d += self.encoder.out_dim + (3 * (in_channels - 1) if cfg.keypoint_features else 0)
+        self.keypoints = KeypointEncoder(cfg.kp_hidden, cfg.kp_blocks) if cfg.keypoint_path else None
+        if self.keypoints is not None:
+            d += self.keypoints.out_dim
         self.fc1 = nn.Linear(d + STATE, cfg.hidden)
         self.fc2 = nn.Linear(cfg.hidden, cfg.hidden)
         # hidden layers beyond the first two (none by default: checkpoints without them load unchanged)
@@ -99,13 +134,25 @@ class Regressor(nn.Module):
         init = torch.cat([matrix_to_rot6d(rot).reshape(-1), torch.zeros(N_BETAS),
                           torch.tensor([_inv_softplus(cfg.cam_scale0), 0.0, 0.0])])
         self.register_buffer("init_state", init)
-        self.encoder.to(memory_format=torch.channels_last)  # NHWC: ≈ 1.5× faster convolutions on CPU
 
-    def forward(self, x):
-        feat = self.encoder(x.contiguous(memory_format=torch.channels_last))
-        if self.cfg.keypoint_features:
-            feat = torch.cat([feat, keypoint_features(x[:, 1:])], 1)
-        state = self.init_state.expand(x.shape[0], -1)
+    def features(self, batch: dict) -> torch.Tensor:
+        """The input paths' features of a batch ("input" image, "kp_feat" (B,17,3), "crop_info" (B,3))."""
+        feats = []
+        if self.encoder is not None:
+            x = batch["input"]
+            feats.append(self.encoder(x.contiguous(memory_format=torch.channels_last)))
+            if self.cfg.keypoint_features:
+                feats.append(keypoint_features(x[:, 1:]))
+        if self.keypoints is not None:
+            feats.append(self.keypoints(batch["kp_feat"], batch["crop_info"]))
+        return feats[0] if len(feats) == 1 else torch.cat(feats, 1)
+
+    def forward(self, batch):
+        """batch: a dict as `data.collate` makes it (or, for image-only models, the input tensor)."""
+        if isinstance(batch, torch.Tensor):
+            batch = {"input": batch}
+        feat = self.features(batch)
+        state = self.init_state.expand(feat.shape[0], -1)
         for _ in range(self.cfg.ief_iters):
             h = self.drop(F.relu(self.fc1(torch.cat([feat, state], 1))))
             h = self.drop(F.relu(self.fc2(h)))

@@ -1,9 +1,11 @@
 """`lasor-predict`: SMPL pose and shape from a person mask PNG + 2D keypoints JSON.
 
 Keypoints: COCO format (`{"keypoints": [x, y, v] × 17}`, an annotation list, or
-`{"annotations": [...]}`; integer v ∈ {0,1,2} → only v = 2 (visible) is used, float scores are
-thresholded) or OpenPose format (`{"people": [{"pose_keypoints_2d": [...]}]}`, BODY_25 or COCO-18).
-The crop and proxy are built by exactly the code used in training (`data.make_input`).
+`{"annotations": [...]}`; integer flags v ∈ {0,1,2} become confidences 0 / 0.3 / 1 — a labelled
+but hidden keypoint is a low-confidence one — float values are the source's scores) or OpenPose
+format (`{"people": [{"pose_keypoints_2d": [...]}]}`, BODY_25 or COCO-18; the triplets' scores).
+Scores below --min-confidence become 0 (missing). The model receives them by the input convention
+of `lasor_trainer.inputs`, built by exactly the code used in training (`data.make_input`).
 
 Outputs in --out: `smpl_params.json` (camera-frame global orientation, body pose, betas, smplx
 `transl` placing the body in camera coordinates, K, crop), `mesh.obj` (camera coordinates) and
@@ -24,6 +26,7 @@ from lasor_shared.camera import intrinsics
 from lasor_shared.errors import LasorError
 from lasor_shared.rotations import matrix_to_axis_angle
 from lasor_trainer.data import make_input
+from lasor_trainer.inputs import COCO_FLAG_CONFIDENCE
 from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.losses import Bodies
 from lasor_trainer.model import cam_to_translation
@@ -73,7 +76,8 @@ def _triples(path: str, field: str, values, n_joints: int) -> np.ndarray:
 
 
 def read_keypoints(path: str, person: int = 0, min_confidence: float = 0.1):
-    """(17,2) COCO-17 pixel coordinates and (17,) bool present, from COCO or OpenPose JSON."""
+    """(17,2) COCO-17 pixel coordinates and (17,) confidences in [0, 1] (0 = missing; below
+    min_confidence → 0), from COCO or OpenPose JSON."""
     if person < 0:
         raise LasorError(f"--person {person}: must be >= 0")
     try:
@@ -98,8 +102,7 @@ def read_keypoints(path: str, person: int = 0, min_confidence: float = 0.1):
         else:
             raise LasorError(f"--keypoints {path}: pose_keypoints_2d has {n if isinstance(flat, list) else 'no list of'} "
                              "values, expected 75 (BODY_25) or 54 (COCO-18)")
-        present = (arr[:, 2] >= min_confidence) & (arr[:, 2] > 0)
-        return arr[:, :2].astype(np.float32), present
+        return arr[:, :2].astype(np.float32), _confidence(arr[:, 2], min_confidence)
     anns = data
     if isinstance(data, dict) and "annotations" in data:
         anns = data["annotations"]
@@ -111,11 +114,14 @@ def read_keypoints(path: str, person: int = 0, min_confidence: float = 0.1):
                          + (f" for person {person}" if isinstance(anns, list) and anns else ""))
     arr = _triples(path, "'keypoints'", anns[person]["keypoints"], 17)
     v = arr[:, 2]
-    if np.all(np.isin(v, (0, 1, 2))):
-        present = v == 2  # COCO flags: 2 visible, 1 labelled but hidden, 0 absent
-    else:
-        present = v >= min_confidence
-    return arr[:, :2].astype(np.float32), present
+    if np.all(np.isin(v, (0, 1, 2))):  # COCO flags: 2 visible, 1 labelled but hidden, 0 absent
+        v = np.array([COCO_FLAG_CONFIDENCE[int(x)] for x in v])
+    return arr[:, :2].astype(np.float32), _confidence(v, min_confidence)
+
+
+def _confidence(score: np.ndarray, min_confidence: float) -> np.ndarray:
+    c = np.clip(np.asarray(score, np.float64), 0.0, 1.0)
+    return np.where((c >= min_confidence) & (c > 0), c, 0.0).astype(np.float32)
 
 
 def write_obj(path: str, vertices: np.ndarray, faces: np.ndarray):
@@ -135,7 +141,7 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
     if focal is not None and not (math.isfinite(focal) and focal > 0):
         raise LasorError(f"--focal {focal}: must be a finite number of pixels > 0")
     mask = read_mask(mask_path)
-    kp, present = read_keypoints(kp_path, person, min_confidence)
+    kp, conf = read_keypoints(kp_path, person, min_confidence)
     H, W = mask.shape
     f = float(focal) if focal is not None else 1.2 * max(H, W)
     if not 0.05 * max(H, W) <= f <= 100 * max(H, W):
@@ -146,9 +152,10 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
     checkpoint = resolve_checkpoint(checkpoint)  # None: the shipped model
     model, cfg, ck = load_checkpoint(checkpoint, dev)
     K = intrinsics(f, W, H)
-    x, (x0, y0, side), A, _ = make_input(mask, kp.astype(np.float64), present, cfg)
+    batch, (x0, y0, side), A = make_input(mask, kp.astype(np.float64), conf, cfg, K)
+    present = conf >= (cfg.keypoints.min_confidence if cfg.keypoints.mode == "detector" else 0.5)
     Kc = torch.tensor(A @ K, dtype=torch.float32)[None]
-    pred = model(torch.from_numpy(x)[None].to(dev))
+    pred = model({k: v.to(dev) for k, v in batch.items()})
     bodies = Bodies(ck.get("body_model", {}).get("path"), dev)
     joints, verts, _, pelvis_rest = bodies.predict(pred["rotmats"], pred["betas"])
     T = cam_to_translation(pred["cam"], Kc.to(dev), cfg.proxy.input_size)
@@ -170,7 +177,7 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
         "weak_perspective_cam": pred["cam"][0].cpu().tolist(), "crop": {"x0": x0, "y0": y0, "side": side},
         "joints3d_camera": (joints + T[:, None])[0].cpu().tolist(),
         "body_model": ck.get("body_model", {}).get("id"), "checkpoint": os.path.abspath(checkpoint),
-        "keypoints_used": present.astype(int).tolist(),
+        "keypoints_used": present.astype(int).tolist(), "keypoint_confidence": conf.round(3).tolist(),
     }
     params_path = os.path.join(out_dir, "smpl_params.json")
     with open(params_path, "w") as fh:

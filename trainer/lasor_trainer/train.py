@@ -91,6 +91,15 @@ def _distributed():
     return world, dist.get_rank(), local
 
 
+def _global_mean(values: dict) -> dict:
+    """The mean of each value over the data-parallel ranks (a collective: every rank calls it)."""
+    import torch.distributed as dist
+
+    t = torch.tensor(list(values.values()), dtype=torch.float64)
+    dist.all_reduce(t)
+    return dict(zip(values, (t / dist.get_world_size()).tolist()))
+
+
 class _RankSampler(torch.utils.data.Sampler):
     """Every world-th batch of the shard-aware sampler, starting at `rank` (data-parallel)."""
 
@@ -194,6 +203,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
                        "body_model_sha256": bodies.pred.sha256}, f, indent=1)
     log_path = os.path.join(out_dir, "log.jsonl")      # one line per step (losses)
     val_path = os.path.join(out_dir, "val.jsonl")      # one line per validation: the learning curve
+    train_s0 = 0.0  # training seconds (validation excluded) before this process: the curves' wall-clock axis
     if resume and rank == 0:  # drop lines past the checkpoint
         for path in (log_path, val_path):
             if os.path.exists(path):
@@ -201,6 +211,8 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
                     lines = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= step]
                 with open(path, "w") as f:
                     f.writelines(lines)
+                if path == val_path and lines:
+                    train_s0 = float(json.loads(lines[-1]).get("train_s", 0.0))
     logf = open(log_path, "a") if rank == 0 else None
 
     def checkpoint(path, val_pve=None):
@@ -223,7 +235,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.optim.steps, initial=step, unit="step", dynamic_ncols=True)
-    t_start = time.perf_counter()
+    t_start, val_s = time.perf_counter(), 0.0
     it = iter(loader)
     window_t, window_n = time.perf_counter(), 0
     last_val = None
@@ -234,8 +246,7 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         timer.stop("data")
         timer.start("forward")
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            x = batch["input"]
-            pred = net(x)
+            pred = net(batch)
         timer.stop("forward")
         timer.start("body_gt")
         tgt = bodies.targets(batch, coarse=bodies.coarse is not None)
@@ -264,9 +275,12 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         sched.step()
         timer.stop("optimizer")
         step += 1
-        window_n += x.shape[0] * world
+        window_n += batch["K"].shape[0] * world
+        if world > 1:  # log the loss of the whole (global) batch: every rank's mean, averaged
+            parts = _global_mean({"loss": float(loss.detach()), **parts})
         if logf is not None:
-            logf.write(json.dumps({"step": step, "loss": float(loss.detach()), **parts}) + "\n")
+            logf.write(json.dumps({"step": step, "loss": parts.get("loss", float(loss.detach())),
+                                   **{k: v for k, v in parts.items() if k != "loss"}}) + "\n")
         if rank == 0 and (step % cfg.train.log_every == 0 or step == total_steps):
             now = time.perf_counter()
             sps = window_n / max(now - window_t, 1e-9)
@@ -287,14 +301,17 @@ def train(data_dir: str, out_dir: str, cfg: Config, resume: bool = False, verify
         if val_loader is not None and (step % cfg.train.val_every == 0 or step == total_steps or timed_out):
             from lasor_trainer.evaluate import quick_validate
 
+            t_val = time.perf_counter()
+            train_s = train_s0 + t_val - t_start - val_s
             last_val = quick_validate(model, val_loader, bodies, cfg, device)
             model.train()
+            val_s += time.perf_counter() - t_val
             if writer is not None:
                 for k, v in last_val.items():
                     writer.add_scalar(f"val/{k}", v, step)
             if rank == 0:  # the learning curve (read by scripts/model_card.py)
                 with open(val_path, "a") as f:
-                    f.write(json.dumps({"step": step, **last_val}) + "\n")
+                    f.write(json.dumps({"step": step, **last_val, "train_s": round(train_s, 2)}) + "\n")
             if last_val["pve_mm"] < best:
                 best = last_val["pve_mm"]
                 checkpoint(os.path.join(out_dir, "best.pt"), last_val["pve_mm"])
