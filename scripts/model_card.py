@@ -26,15 +26,54 @@ def _f(x, nd=1):
 
 def overall_table(m: dict) -> list[str]:
     a = m["all"]["all"]
-    lines = ["| predictor | n | MPJPE | PA-MPJPE | PVE | PVE-T-SC | IoU pooled | IoU mean | 2D err vis (px) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| predictor | n | MPJPE | scale-aligned MPJPE | PA-MPJPE | PVE | PVE-T-SC | IoU pooled | IoU mean | "
+             "orientation error (°) | MPJPE with true orientation |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, name in PREDICTORS:
         if key in a:
             s = a[key]
-            lines.append(f"| {name} | {s['n']} | {_f(s['mpjpe_mm'])} | {_f(s['pa_mpjpe_mm'])} | {_f(s['pve_mm'])} | "
-                         f"{_f(s['pve_t_sc_mm'])} | {_f(s.get('sil_iou_pooled'), 3)} | {_f(s.get('sil_iou_mean'), 3)} | "
-                         f"{_f(s['kp2d_vis_px'])} |")
+            lines.append(f"| {name} | {s['n']} | {_f(s['mpjpe_mm'])} | {_f(s.get('mpjpe_sc_mm'))} | {_f(s['pa_mpjpe_mm'])} | "
+                         f"{_f(s['pve_mm'])} | {_f(s['pve_t_sc_mm'])} | {_f(s.get('sil_iou_pooled'), 3)} | "
+                         f"{_f(s.get('sil_iou_mean'), 3)} | {_f(s.get('orient_err_deg'))} | {_f(s.get('mpjpe_true_orient_mm'))} |")
     return lines
+
+
+def visibility_table(joints: dict) -> list[str]:
+    """The model's joint error by the joint's visibility code (lasor-eval's metrics.json "joints")."""
+    if not joints:
+        return []
+    lines = ["| joint visibility in the image | joints | MPJPE (mm) |", "|---|---|---|"]
+    lines += [f"| {k} | {v['n']} | {_f(v['mpjpe_mm'])} |" for k, v in joints["by_visibility"].items()]
+    worst = sorted(joints["per_joint"].items(), key=lambda kv: -kv[1])[:6]
+    lines += ["", "Worst joints (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in worst)]
+    return lines
+
+
+def model_line(cfg: dict) -> str:
+    mc = cfg["model"]
+    parts = []
+    if mc.get("keypoint_path"):
+        parts.append(f"keypoint path: a residual MLP ({mc['kp_hidden']} wide, {mc['kp_blocks']} blocks) on the 17 keypoints' "
+                     "(x, y, confidence) and the crop's place in the camera")
+    if mc.get("image_path", True):
+        what = "the silhouette" if mc.get("image_input") == "silhouette" else "silhouette + 17 keypoint heatmaps"
+        parts.append(f"image path: ResNet-18 layout, width {mc['width']}, on {what} at {cfg['proxy']['input_size']} px")
+    return ("- model: " + "; ".join(parts) + f"; IEF {mc['ief_iters']} iterations, hidden {mc['hidden']}"
+            + ("; the IEF also reads the keypoints' soft-argmax positions (model.keypoint_features)"
+               if mc.get("keypoint_features") else ""))
+
+
+def keypoint_line(cfg: dict) -> str:
+    k = cfg.get("keypoints", {"mode": "visible"})
+    if k.get("mode") != "detector":
+        return (f"- keypoint input: only keypoints with visibility codes {cfg['proxy']['input_visibility']}, at their "
+                "exact positions (the previous convention)")
+    return ("- keypoint input (lasor_trainer.inputs; training and test protocol alike): all keypoints as a detector "
+            f"gives them — position noise σ {k['noise_visible']:g} / {k['noise_self']:g} / {k['noise_hidden']:g} × the "
+            "person's height for visible / self-occluded / hidden-by-occluder ones (the last no kinder than mediapipe's "
+            f"measured error on covered joints), hidden ones missing with p {k['drop_hidden']:g}, confidences "
+            f"{k['conf_visible']} / {k['conf_self']} / {k['conf_hidden']}, {k['false_conf_p']:g} of them from the wrong "
+            f"range, {k['outlier_p']:g} gross errors")
 
 
 def breakdown_table(m: dict, group: str) -> list[str]:
@@ -139,7 +178,7 @@ def main():
     n_train = manifest.get("totals", {}).get("n_samples")
 
     L = [f"# {a.title}", "",
-         "A LASOR regressor: visible silhouette + 17 COCO keypoint heatmaps (a square crop around the person) → "
+         "A LASOR regressor: the person's visible silhouette and 17 COCO keypoints (a square crop around the person) → "
          "SMPL pose (24 joints, camera-frame global orientation), 10 shape coefficients and a camera. "
          "Body model: the embedded anny-derived SMPL-format model "
          f"(`{run.get('body_model_id')}`, sha256 `{str(run.get('body_model_sha256'))[:16]}…`).", ""]
@@ -147,10 +186,8 @@ def main():
     L.append(f"- data: recipe `{recipe.get('name', '?')}` (seed {recipe.get('seed', '?')}), "
              f"{n_train if n_train is not None else '?'} samples at {recipe.get('image_size', '?')}², "
              f"shards held out for validation: {run.get('val_shards')}")
-    L.append(f"- model: ResNet-18 layout, width {cfg['model']['width']}, IEF {cfg['model']['ief_iters']} iterations, "
-             f"hidden {cfg['model']['hidden']}; input {cfg['proxy']['input_size']} px"
-             + ("; the IEF also reads the keypoints' soft-argmax positions (model.keypoint_features)"
-                if cfg["model"].get("keypoint_features") else ""))
+    L.append(model_line(cfg))
+    L.append(keypoint_line(cfg))
     L.append(f"- optimisation: Adam lr {cfg['optim']['lr']}, batch {cfg['optim']['batch_size']}, "
              f"{cfg['optim']['schedule']} schedule, {summary.get('step', '?')} steps of {cfg['optim']['steps']} planned")
     L.append(f"- losses: " + ", ".join(f"{k} {v}" for k, v in cfg["loss"].items()
@@ -168,6 +205,9 @@ def main():
           "- distances in mm (root-aligned, camera frame; PA = after Procrustes; PVE-T-SC = T-pose vertices after "
           "scale and translation alignment); IoU: the predicted body's silhouette vs the full (amodal) mask", ""]
     L += overall_table(m)
+    vt = visibility_table(ev.get("joints"))
+    if vt:
+        L += ["", "### What is left: error by joint visibility", ""] + vt
     bt = betas_table(a.eval_dir)
     if bt:
         L += ["", "### Shape: per-component β error", "",
