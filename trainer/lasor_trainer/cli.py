@@ -114,12 +114,17 @@ CHECKPOINT_HELP = "A lasor-train checkpoint (best.pt/latest.pt); default: the pr
               "neutral model; auto = gendered when gender models exist. The report names the one used.")
 @click.option("--male-model", default=None, type=click.Path(dir_okay=False), help="Male SMPL file (gendered PVE-T-SC with --body-model).")
 @click.option("--female-model", default=None, type=click.Path(dir_okay=False), help="Female SMPL file (gendered PVE-T-SC with --body-model).")
+@click.option("--keypoints", "keypoint_protocol", type=click.Choice(["detector", "native"]), default="detector",
+              show_default=True,
+              help="Test keypoints (--data): 'detector' = the documented protocol (lasor_trainer.inputs: detector-like "
+                   "keypoints drawn with a fixed per-sample seed; a model of the older 'visible' convention gets those "
+                   "with confidence >= 0.5); 'native' = what the checkpoint's own config says.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--no-verify", is_flag=True)
 @click.option("--debug", is_flag=True)
 @clean_errors
 def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch_size, max_samples, no_silhouette,
-              body_model, pve_t_sc, male_model, female_model, device, no_verify, debug):
+              body_model, pve_t_sc, male_model, female_model, keypoint_protocol, device, no_verify, debug):
     """Evaluate a checkpoint: JSON + Markdown + PNG plots, broken down by occlusion and viewpoint."""
     from lasor_shared.errors import LasorError
 
@@ -133,7 +138,7 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
         from lasor_trainer.evaluate import evaluate
 
         res = evaluate(checkpoint, data_dir, out_dir, shards, batch_size, max_samples, not no_silhouette, device,
-                       not no_verify, body_model, pve_t_sc, male_model, female_model)
+                       not no_verify, body_model, pve_t_sc, male_model, female_model, keypoint_protocol)
     else:
         from lasor_trainer.benchmarks_loaders import evaluate_benchmark
 

@@ -335,15 +335,33 @@ def write_reports(res: dict, out_dir: str, title: str, info: dict) -> dict:
     return table
 
 
+def test_keypoints(cfg: Config, protocol: str) -> str:
+    """Set the test keypoints of `cfg` (in place) and say what they are. 'detector': the documented test
+    protocol (lasor_trainer.inputs) — a model of the older 'visible' convention gets the same detector-like
+    keypoints, those with confidence ≥ 0.5 as present; 'native': the checkpoint's own convention."""
+    if protocol not in ("detector", "native"):
+        raise LasorError(f"--keypoints: expected detector or native, got {protocol!r}")
+    if protocol == "native" or cfg.keypoints.mode == "detector":
+        return (f"{cfg.keypoints.mode}: " + ("detector-like keypoints with confidences (lasor_trainer.inputs), fixed "
+                                             "per-sample seed" if cfg.keypoints.mode == "detector" else
+                                             f"exact keypoints with visibility codes {cfg.proxy.input_visibility}"))
+    from lasor_trainer.config import KeypointConfig
+
+    cfg.keypoints = KeypointConfig(mode="detector", min_confidence=0.5)
+    return ("detector (lasor_trainer.inputs, fixed per-sample seed); this model of the 'visible' convention "
+            "receives the keypoints with confidence ≥ 0.5 as present")
+
+
 def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto", batch_size: int = 32,
              max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu", verify: bool = True,
              body_model: str | None = None, pve_t_sc: str = "auto", male_model: str | None = None,
-             female_model: str | None = None) -> dict:
+             female_model: str | None = None, keypoint_protocol: str = "detector") -> dict:
     """Evaluate a checkpoint on a dataset directory. shards: 'auto' (the checkpoint's held-out shards
     when data_dir is its training set, else all), 'all', 'val', or a comma list of shard indices.
     pve_t_sc: the PVE-T-SC ground-truth protocol (see `tpose_protocol`)."""
     dev = torch.device(device)
     model, cfg, ck = load_checkpoint(checkpoint, dev)
+    protocol_note = test_keypoints(cfg, keypoint_protocol)
     bm = body_model if body_model is not None else ck.get("body_model", {}).get("path")
     bodies = Bodies(bm, dev)
     if ck.get("body_model", {}).get("sha256") not in (None, bodies.pred.sha256):
@@ -374,6 +392,7 @@ def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto",
     meta = {"checkpoint": os.path.abspath(checkpoint), "step": ck.get("step"), "data": os.path.abspath(data_dir),
             "shards": ids, "samples": int(len(idx)), "body_model": bodies.pred.model_id,
             "pve_t_sc_protocol": f"{protocol}: {PVE_T_SC_PROTOCOLS[protocol]}",
-            "input_size": cfg.proxy.input_size, "silhouette_target_in_training": cfg.loss.silhouette_target}
+            "input_size": cfg.proxy.input_size, "silhouette_target_in_training": cfg.loss.silhouette_target,
+            "test_keypoints": protocol_note}
     table = write_reports(res, out_dir, "lasor-eval report", meta)
     return {"table": table, "info": meta}

@@ -53,13 +53,14 @@ def person_height(kp: np.ndarray) -> float:
 def simulate_detector(kp: np.ndarray, vis: np.ndarray, cfg, rng: np.random.Generator):
     """Detector-like (keypoints (17,2), confidence (17,)) from true image keypoints and visibility codes."""
     kp = np.asarray(kp, np.float64)
-    vis = np.asarray(vis)
+    vis = np.asarray(vis, np.int64)
     h = person_height(kp)
     hidden = (vis == 2) | (vis == 3)
-    sigma = np.where(vis == 4, cfg.noise_visible, np.where(vis == 1, cfg.noise_self, cfg.noise_hidden)) * h
+    #                    code: 0 (outside)         1 (self-occluded)  2, 3 (hidden)                            4 (visible)
+    sigma = np.array([cfg.noise_hidden, cfg.noise_self, cfg.noise_hidden, cfg.noise_hidden, cfg.noise_visible])[vis] * h
     out = kp + rng.normal(size=kp.shape) * sigma[:, None]
-    lo = np.select([vis == 4, vis == 1], [cfg.conf_visible[0], cfg.conf_self[0]], cfg.conf_hidden[0])
-    hi = np.select([vis == 4, vis == 1], [cfg.conf_visible[1], cfg.conf_self[1]], cfg.conf_hidden[1])
+    ranges = np.array([cfg.conf_hidden, cfg.conf_self, cfg.conf_hidden, cfg.conf_hidden, cfg.conf_visible], np.float64)
+    lo, hi = ranges[vis, 0], ranges[vis, 1]
     wrong = rng.random(N_KP) < cfg.false_conf_p  # a confident guess behind an occluder, or a doubtful visible one
     lo_w = np.where(hidden, cfg.conf_visible[0], cfg.conf_hidden[0])
     hi_w = np.where(hidden, cfg.conf_visible[1], cfg.conf_hidden[1])
