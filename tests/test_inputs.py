@@ -141,15 +141,15 @@ def test_keypoint_path_model_and_old_configs():
 def test_eval_protocol_gives_older_models_the_same_detector_keypoints():
     """`lasor-eval --keypoints detector` (default): a model of the older 'visible' convention is scored on
     the same detector-like keypoints as a new one (those with confidence ≥ 0.5 present), not on exact ones."""
-    from lasor_trainer.evaluate import test_keypoints
+    from lasor_trainer.evaluate import set_test_keypoints
 
     old = config_from_dict({})
-    note = test_keypoints(old, "detector")
+    note = set_test_keypoints(old, "detector")
     assert old.keypoints.mode == "detector" and old.keypoints.min_confidence == 0.5 and "≥ 0.5" in note
     native = config_from_dict({})
-    test_keypoints(native, "native")
+    set_test_keypoints(native, "native")
     assert native.keypoints.mode == "visible"
     new = load_config(CONFIG)
     before = new.keypoints
-    test_keypoints(new, "detector")
+    set_test_keypoints(new, "detector")
     assert new.keypoints == before

@@ -335,7 +335,7 @@ def write_reports(res: dict, out_dir: str, title: str, info: dict) -> dict:
     return table
 
 
-def test_keypoints(cfg: Config, protocol: str) -> str:
+def set_test_keypoints(cfg: Config, protocol: str) -> str:
     """Set the test keypoints of `cfg` (in place) and say what they are. 'detector': the documented test
     protocol (lasor_trainer.inputs) — a model of the older 'visible' convention gets the same detector-like
     keypoints, those with confidence ≥ 0.5 as present; 'native': the checkpoint's own convention."""
@@ -361,7 +361,7 @@ def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto",
     pve_t_sc: the PVE-T-SC ground-truth protocol (see `tpose_protocol`)."""
     dev = torch.device(device)
     model, cfg, ck = load_checkpoint(checkpoint, dev)
-    protocol_note = test_keypoints(cfg, keypoint_protocol)
+    protocol_note = set_test_keypoints(cfg, keypoint_protocol)
     bm = body_model if body_model is not None else ck.get("body_model", {}).get("path")
     bodies = Bodies(bm, dev)
     if ck.get("body_model", {}).get("sha256") not in (None, bodies.pred.sha256):
