@@ -30,6 +30,21 @@ import time
 import torch
 
 
+def tree_label(path: str) -> str:
+    """What a result records instead of a checkout's path: its commit, or else its folder's name."""
+    r = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    ok = r.returncode == 0 and os.path.exists(os.path.join(path, ".git"))
+    return r.stdout.strip() if ok else os.path.basename(os.path.normpath(path))
+
+
+def in_tree(path: str) -> str:
+    """`path` relative to the lasor checkout holding it (the nearest folder with pyproject.toml)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isfile(os.path.join(folder, "pyproject.toml")) and folder != os.path.dirname(folder):
+        folder = os.path.dirname(folder)
+    return os.path.relpath(os.path.abspath(path), folder)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -83,7 +98,7 @@ def main():
     res = {
         "device": a.device if a.device == "cpu" else torch.cuda.get_device_name(0),
         "cpu_threads": torch.get_num_threads(), "host": platform.node(),
-        "config": os.path.abspath(a.config), "overrides": a.set,
+        "config": in_tree(a.config), "overrides": a.set,
         "batch_size": cfg.optim.batch_size, "input_size": cfg.proxy.input_size,
         "silhouette_size": cfg.loss.silhouette_size, "model_width": cfg.model.width, "steps": steps,
         "ms_per_step": per_step, "ms_per_step_total": sum(per_step.values()),
@@ -119,7 +134,7 @@ def compare(a):
                 with open(out) as f:
                     runs[name].append(json.load(f))
     best = {k: min(v, key=lambda r: r["ms_per_step_total"]) for k, v in runs.items()}  # least disturbed round
-    res = {"baseline_src": roots["baseline"], "rounds": a.rounds, "baseline": best["baseline"],
+    res = {"baseline_src": tree_label(roots["baseline"]), "rounds": a.rounds, "baseline": best["baseline"],
            "current": best["current"],
            "speedup_samples_per_s": best["current"]["train_samples_per_s"] / best["baseline"]["train_samples_per_s"],
            "speedup_cpu_s_per_step": (best["baseline"]["cpu_s_per_step_main_process"]

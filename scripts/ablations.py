@@ -27,7 +27,7 @@ import time
 
 import yaml
 
-from model_card import ablation_tables  # scripts/ is on sys.path when run as a script
+from lasor_trainer.report_format import ablation_tables
 
 VARIANTS = {  # dataset name → recipe changes
     "full": {},

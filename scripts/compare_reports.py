@@ -10,17 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from lasor_trainer.report_format import fmt
+
 BASELINES = (("mean_body_oracle_orient", "mean body with the TRUE orientation"),
              ("mean_body", "mean body facing the camera"))
 
 
-def _f(x, nd=1):
-    return "–" if x is None else f"{x:.{nd}f}"
-
-
 def row(name, s):
-    return (f"| {name} | {s['n']} | {_f(s['mpjpe_mm'])} | {_f(s['pa_mpjpe_mm'])} | {_f(s['pve_mm'])} | "
-            f"{_f(s['pve_t_sc_mm'])} | {_f(s.get('sil_iou_pooled'), 3)} |")
+    return (f"| {name} | {s['n']} | {fmt(s['mpjpe_mm'])} | {fmt(s['pa_mpjpe_mm'])} | {fmt(s['pve_mm'])} | "
+            f"{fmt(s['pve_t_sc_mm'])} | {fmt(s.get('sil_iou_pooled'), 3)} |")
 
 
 def main():

@@ -16,12 +16,10 @@ import platform
 
 import numpy as np
 
+from lasor_trainer.report_format import ablation_tables, fmt
+
 PREDICTORS = (("model", "this model"), ("mean_body_oracle_orient", "mean body, TRUE orientation"),
               ("mean_body", "mean body facing the camera (the regressor's start)"))
-
-
-def _f(x, nd=1):
-    return "–" if x is None else f"{x:.{nd}f}"
 
 
 def overall_table(m: dict) -> list[str]:
@@ -32,9 +30,9 @@ def overall_table(m: dict) -> list[str]:
     for key, name in PREDICTORS:
         if key in a:
             s = a[key]
-            lines.append(f"| {name} | {s['n']} | {_f(s['mpjpe_mm'])} | {_f(s.get('mpjpe_sc_mm'))} | {_f(s['pa_mpjpe_mm'])} | "
-                         f"{_f(s['pve_mm'])} | {_f(s['pve_t_sc_mm'])} | {_f(s.get('sil_iou_pooled'), 3)} | "
-                         f"{_f(s.get('sil_iou_mean'), 3)} | {_f(s.get('orient_err_deg'))} | {_f(s.get('mpjpe_true_orient_mm'))} |")
+            lines.append(f"| {name} | {s['n']} | {fmt(s['mpjpe_mm'])} | {fmt(s.get('mpjpe_sc_mm'))} | {fmt(s['pa_mpjpe_mm'])} | "
+                         f"{fmt(s['pve_mm'])} | {fmt(s['pve_t_sc_mm'])} | {fmt(s.get('sil_iou_pooled'), 3)} | "
+                         f"{fmt(s.get('sil_iou_mean'), 3)} | {fmt(s.get('orient_err_deg'))} | {fmt(s.get('mpjpe_true_orient_mm'))} |")
     return lines
 
 
@@ -43,7 +41,7 @@ def visibility_table(joints: dict) -> list[str]:
     if not joints:
         return []
     lines = ["| joint visibility in the image | joints | MPJPE (mm) |", "|---|---|---|"]
-    lines += [f"| {k} | {v['n']} | {_f(v['mpjpe_mm'])} |" for k, v in joints["by_visibility"].items()]
+    lines += [f"| {k} | {v['n']} | {fmt(v['mpjpe_mm'])} |" for k, v in joints["by_visibility"].items()]
     worst = sorted(joints["per_joint"].items(), key=lambda kv: -kv[1])[:6]
     lines += ["", "Worst joints (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in worst)]
     return lines
@@ -81,9 +79,9 @@ def breakdown_table(m: dict, group: str) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for b, per in m.get(group, {}).items():
         s, o = per["model"], per.get("mean_body_oracle_orient", {})
-        lines.append(f"| {b} | {s['n']} | {_f(s['mpjpe_mm'])} | {_f(s['pa_mpjpe_mm'])} | {_f(s['pve_mm'])} | "
-                     f"{_f(s['pve_t_sc_mm'])} | {_f(s.get('sil_iou_pooled'), 3)} | {_f(o.get('mpjpe_mm'))} / "
-                     f"{_f(o.get('pve_mm'))} / {_f(o.get('sil_iou_pooled'), 3)} |")
+        lines.append(f"| {b} | {s['n']} | {fmt(s['mpjpe_mm'])} | {fmt(s['pa_mpjpe_mm'])} | {fmt(s['pve_mm'])} | "
+                     f"{fmt(s['pve_t_sc_mm'])} | {fmt(s.get('sil_iou_pooled'), 3)} | {fmt(o.get('mpjpe_mm'))} / "
+                     f"{fmt(o.get('pve_mm'))} / {fmt(o.get('sil_iou_pooled'), 3)} |")
     return lines
 
 
@@ -123,30 +121,8 @@ def learning_curve(run_dir: str) -> list[str]:
         return []
     lines = ["| step | val MPJPE | val PVE |", "|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['step']} | {_f(r.get('mpjpe_mm'))} | {_f(r.get('pve_mm'))} |")
+        lines.append(f"| {r['step']} | {fmt(r.get('mpjpe_mm'))} | {fmt(r.get('pve_mm'))} |")
     return lines
-
-
-ABLATION_METRICS = (("mpjpe_mm", "MPJPE", 1), ("pa_mpjpe_mm", "PA-MPJPE", 1), ("pve_mm", "PVE", 1),
-                    ("pve_t_sc_mm", "PVE-T-SC", 1), ("sil_iou_pooled", "IoU pooled", 3))
-
-
-def ablation_tables(rows: list[dict]) -> list[str]:
-    """One table per claim, its variants side by side in each cell ("A / B"), a row per subset."""
-    claims: dict[str, dict[str, dict[str, dict]]] = {}  # claim → variant → subset → row (in file order)
-    for r in rows:
-        claims.setdefault(r["claim"], {}).setdefault(r["variant"], {})[r.get("subset", "all")] = r
-    L = []
-    for claim, variants in claims.items():
-        names = list(variants)
-        L += ["", f"### {claim}: {' vs '.join(names)}", "",
-              "| subset | n | " + " | ".join(f"{t} ({' / '.join(names)})" for _, t, _ in ABLATION_METRICS) + " |",
-              "|---|---|" + "---|" * len(ABLATION_METRICS)]
-        for subset, first in variants[names[0]].items():
-            cells = [" / ".join(_f(variants[v].get(subset, {}).get(k), nd) for v in names)
-                     for k, _, nd in ABLATION_METRICS]
-            L.append(f"| {subset} | {first.get('n', '–')} | " + " | ".join(cells) + " |")
-    return L
 
 
 def main():

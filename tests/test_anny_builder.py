@@ -8,10 +8,10 @@ import torch
 
 anny = pytest.importorskip("anny")
 
-from lasor_shared import anny_builder as ab  # noqa: E402
+from lasor_datagen import anny_builder as ab  # noqa: E402
 from lasor_shared.body_model import embedded_model_path, load_body_model  # noqa: E402
 from lasor_shared.keypoints import SMPL24_PARENTS  # noqa: E402
-from lasor_shared.rotations import axis_angle_to_matrix  # noqa: E402
+from lasor_trainer.rotations import axis_angle_to_matrix  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -1,10 +1,10 @@
-"""The training loss's coarse body (lasor_shared.decimate + losses.CoarseBody) stands for the full one."""
+"""The training loss's coarse body (lasor_trainer.decimate + losses.CoarseBody) stands for the full one."""
 
 import numpy as np
 import pytest
 import torch
 
-from lasor_shared.decimate import cluster_decimate
+from lasor_trainer.decimate import cluster_decimate
 from lasor_trainer.losses import Bodies, render_silhouettes
 
 

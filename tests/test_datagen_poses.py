@@ -165,7 +165,7 @@ def test_3dpw_pickle_and_arrays(tmp_path):
     assert np.allclose(up, [0, 1, 0], atol=1e-6)
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps({"poses": [np.zeros((2, 72))], "x": Rotation}))
-    with pytest.raises(LasorError, match="unreadable 3DPW pickle"):
+    with pytest.raises(LasorError, match="not a readable sequence pickle"):
         load_pose_file("3dpw", str(evil))
     np.save(tmp_path / "p.npy", np.tile(LIBRARY_POSES[0], (3, 1)))
     assert load_pose_file("array", str(tmp_path / "p.npy")).shape == (3, 72)

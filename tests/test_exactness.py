@@ -23,7 +23,7 @@ _RENDER_SCRIPT = r"""
 import sys
 import numpy as np
 import torch
-from lasor_shared.rotations import axis_angle_to_matrix
+from lasor_trainer.rotations import axis_angle_to_matrix
 from lasor_trainer.losses import Bodies, render_silhouettes
 from lasor_trainer.model import FACING_CAMERA
 from lasor_trainer.neural_renderer import Renderer

@@ -139,14 +139,14 @@ def test_an_intact_sparse_regressor_still_loads(tmp_path):
     b"\x80\x02}q\x00(X\x01\x00\x00\x00a",                                    # truncated stream
 ])
 def test_malformed_pickles_give_one_line(tmp_path, payload):
-    from lasor_trainer.benchmarks_loaders import read_3dpw_pickle
+    from lasor_shared.pw3d import read_sequence
 
     path = tmp_path / "x.pkl"
     path.write_bytes(payload)
     with pytest.raises(LasorError, match="not a readable SMPL model file"):
         read_model_file(str(path))
     with pytest.raises(LasorError, match="not a readable sequence pickle"):
-        read_3dpw_pickle(str(path))
+        read_sequence(str(path))
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def _sequence(poses):
 
 
 def test_chumpy_inside_a_3dpw_pickle(tmp_path, fake_chumpy):
-    from lasor_trainer.benchmarks_loaders import read_3dpw_pickle
+    from lasor_shared.pw3d import read_sequence
 
     good, bad = tmp_path / "good.pkl", tmp_path / "bad.pkl"
     with open(good, "wb") as f:
@@ -182,9 +182,9 @@ def test_chumpy_inside_a_3dpw_pickle(tmp_path, fake_chumpy):
     del empty.x
     with open(bad, "wb") as f:
         pickle.dump(_sequence(empty), f, protocol=2)
-    assert read_3dpw_pickle(str(good))["poses"][0].shape == (2, 72)  # chumpy read as its array
+    assert read_sequence(str(good))["poses"][0].shape == (2, 72)  # chumpy read as its array
     with pytest.raises(LasorError, match="chumpy object without array data"):
-        read_3dpw_pickle(str(bad))
+        read_sequence(str(bad))
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -196,7 +196,7 @@ def test_chumpy_inside_a_3dpw_pickle(tmp_path, fake_chumpy):
     (lambda s: s.update(betas=[np.zeros(3)]), "at least 10"),
 ])
 def test_3dpw_fields_are_checked_up_front(tmp_path, edit, message):
-    from lasor_trainer.benchmarks_loaders import read_3dpw_pickle
+    from lasor_shared.pw3d import read_sequence
 
     seq = _sequence(np.zeros((2, 72)))
     edit(seq)
@@ -204,4 +204,4 @@ def test_3dpw_fields_are_checked_up_front(tmp_path, edit, message):
     with open(path, "wb") as f:
         pickle.dump(seq, f, protocol=2)
     with pytest.raises(LasorError, match=message):
-        read_3dpw_pickle(str(path))
+        read_sequence(str(path))

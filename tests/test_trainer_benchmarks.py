@@ -104,7 +104,8 @@ def test_3dpw_loader_restricted_pickle_and_eval(tmp_path, bodies, checkpoint):
     path = tmp_path / "courtyard_hug_00.pkl"
     with open(path, "wb") as f:
         pickle.dump(seq, f, protocol=2)
-    from lasor_trainer.benchmarks_loaders import PW3D, read_3dpw_pickle
+    from lasor_trainer.benchmarks_loaders import PW3D
+    from lasor_shared.pw3d import read_sequence
 
     ds = PW3D(str(path), load_config(CONFIG), bodies)
     assert len(ds) == 2  # the frame with campose_valid = 0 is skipped
@@ -127,7 +128,7 @@ def test_3dpw_loader_restricted_pickle_and_eval(tmp_path, bodies, checkpoint):
     with open(bad, "wb") as f:
         pickle.dump({"poses": Evil()}, f)
     with pytest.raises(LasorError, match="refusing"):
-        read_3dpw_pickle(str(bad))
+        read_sequence(str(bad))
 
 
 def test_predict_from_mask_and_coco_or_openpose_json(tmp_path, bodies, checkpoint):

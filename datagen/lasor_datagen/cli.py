@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from lasor_shared.cli_util import OneLineGroup, clean_errors
+from lasor_shared.shards import GENDERS
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +22,7 @@ def body_model():
 @body_model.command("show")
 @click.option("--body-model", "path", type=click.Path(dir_okay=False), default=None,
               help="SMPL .npz/.pkl file; default: the embedded free model.")
-@click.option("--gender", type=click.Choice(["neutral", "male", "female"]), default="neutral", show_default=True)
+@click.option("--gender", type=click.Choice(GENDERS), default="neutral", show_default=True)
 @click.option("--out", "out_png", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG contact sheet of shapes and poses (front and side views).")
 @click.option("--size", type=click.IntRange(16, 2048), default=256, show_default=True, help="Tile size in pixels.")
@@ -54,7 +55,7 @@ def show(path, gender, out_png, size):
 @body_model.command("build")
 @click.option("--from-anny", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Output .npz path (SMPL file format).")
-@click.option("--gender", type=click.Choice(["neutral", "male", "female"]), default="neutral", show_default=True)
+@click.option("--gender", type=click.Choice(GENDERS), default="neutral", show_default=True)
 @click.option("--shapes", "n_shapes", type=click.IntRange(20, 100000), default=600, show_default=True,
               help="Sampled adult bodies for PCA and J_regressor.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
@@ -64,7 +65,7 @@ def show(path, gender, out_png, size):
 @clean_errors
 def build(out_path, gender, n_shapes, seed, cache_dir, histograms_png):
     """Build an SMPL-format body model from the free anny model (needs `pip install 'lasor[anny]'`)."""
-    from lasor_shared.anny_builder import build_from_anny
+    from lasor_datagen.anny_builder import build_from_anny
 
     build_from_anny(out_path, gender=gender, n_shapes=n_shapes, seed=seed, cache_dir=cache_dir,
                     histograms_png=histograms_png, log=click.echo)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import glob
 import os
-import pickle
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from lasor_datagen.pose_library import J, build_library
+from lasor_shared import pw3d
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import SMPL24_FLIP
 
@@ -145,33 +145,6 @@ def _read_npz_poses(path, key_hint):
 MAX_POSE_RAD = 100.0  # larger axis-angle values come from no real source (and lose float32 precision)
 
 
-def _read_3dpw(path):
-    from lasor_shared import safe_pickle
-
-    try:
-        with open(path, "rb") as f:
-            seq = safe_pickle.load(f)
-    except (OSError, pickle.UnpicklingError) as e:
-        raise LasorError(f"{path}: unreadable 3DPW pickle ({e})") from None
-    if not isinstance(seq, dict) or "poses" not in seq:
-        raise LasorError(f"{path}: not a 3DPW sequence (a dict with 'poses' per person)")
-    people = seq["poses"] if isinstance(seq["poses"], (list, tuple)) else [seq["poses"]]
-    try:
-        arrays = [np.asarray(p, dtype=np.float64) for p in people]
-    except (ValueError, TypeError):
-        raise LasorError(f"{path}: 3DPW 'poses' must be numeric (T, 72) arrays per person") from None
-    if not arrays or any(a.ndim != 2 or a.shape[1] != 72 for a in arrays):
-        raise LasorError(f"{path}: 3DPW 'poses' must be (T, 72) arrays per person, got "
-                         f"{[a.shape for a in arrays]}")
-    valid = seq.get("campose_valid")
-    try:
-        if valid is not None and len(valid) == len(arrays):
-            arrays = [a[np.asarray(v, bool)] if np.shape(v) == (len(a),) else a for a, v in zip(arrays, valid)]
-    except (TypeError, ValueError):
-        raise LasorError(f"{path}: 3DPW 'campose_valid' must be one (T,) array per person") from None
-    return np.concatenate(arrays)
-
-
 def load_pose_file(kind: str, path: str, stride: int = 1, up_axis: str = "auto") -> np.ndarray:
     """(N,72) canonicalised poses of one source file (or folder of .npz for AMASS); LasorError names it."""
     if not os.path.exists(path):
@@ -184,7 +157,7 @@ def load_pose_file(kind: str, path: str, stride: int = 1, up_axis: str = "auto")
     if os.path.isdir(path):
         raise LasorError(f"{path}: expected a file, got a folder")
     if kind == "3dpw":
-        poses = _read_3dpw(path)
+        poses = pw3d.read_poses(path)
     elif path.endswith(".npy"):
         try:
             poses = np.load(path, allow_pickle=False)

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import COCO17_EDGES
 from lasor_shared.shards import read_manifest
+from lasor_shared.sheets import tile_grid
 
 # mask colours: background, target visible, target hidden (amodal − modal), person, object
 BG, VISIBLE, HIDDEN, PERSON, OBJECT = (250, 250, 250), (214, 160, 120), (240, 190, 190), (90, 130, 200), (150, 150, 150)
@@ -71,12 +72,8 @@ def contact_sheet(dataset_dir: str, out_png: str, n: int = 64, cols: int = 8, se
                         f"vf {h['visible_fraction'][i]:.2f}")
                 tiles.append(tile(h["mask"][i], h["keypoints_coco"][i], h["visibility_coco"][i], text, scale))
     cols = min(cols, len(tiles))
-    rows = (len(tiles) + cols - 1) // cols
     T = S * scale
-    legend_h = 18
-    sheet = Image.new("RGB", (cols * (T + 2), rows * (T + 2) + legend_h), (255, 255, 255))
-    for k, t in enumerate(tiles):
-        sheet.paste(t, ((k % cols) * (T + 2), legend_h + (k // cols) * (T + 2)))
+    sheet = tile_grid(tiles, cols, cell=(T + 2, T + 2), top=18)  # 2 px between tiles, the legend above
     d = ImageDraw.Draw(sheet)
     x = 4
     for name, colour in LEGEND:

@@ -13,9 +13,8 @@ from typing import Literal
 
 from lasor_shared.config import from_dict, load_yaml, to_dict
 from lasor_shared.errors import LasorError
-from lasor_shared.shards import recipe_hash
+from lasor_shared.shards import GENDERS, recipe_hash
 
-GENDERS = ("neutral", "male", "female")
 MAX_SEED = 2**63 - 1        # stored as an HDF5 int64 attribute
 MAX_SHARDS = 1_000_000
 MAX_DISTANCE_M = 50.0

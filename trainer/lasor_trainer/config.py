@@ -110,7 +110,7 @@ class LossConfig:
     silhouette_moves_camera: bool = True  # False: the silhouette loss shapes pose/betas only (camera detached)
     silhouette_at_true_root: bool = False  # render the predicted body at the TRUE root (synthetic labels): a pose/shape-only signal
     vertex_subsample: int = 1      # use every k-th vertex in the vertex loss (full body only)
-    coarse_cell: float = 0.02      # >0: the loss poses a coarse body (cell in m, lasor_shared.decimate) — ≈3× cheaper; 0: every vertex
+    coarse_cell: float = 0.02      # >0: the loss poses a coarse body (cell in m, lasor_trainer.decimate) — ≈3× cheaper; 0: every vertex
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from lasor_shared.body_model import load_body_model
-from lasor_shared.rotations import axis_angle_to_matrix
+from lasor_trainer.rotations import axis_angle_to_matrix
 from lasor_trainer.config import LossConfig
 from lasor_trainer.model import cam_to_translation, translation_to_cam
 
@@ -42,12 +42,12 @@ GENDERS = ("neutral", "male", "female")
 
 class CoarseBody:
     """The training loss's view of the body: a coarse mesh on a subset of the vertices
-    (`lasor_shared.decimate`), weighted so that a mean over it stands for a mean over all vertices,
+    (`lasor_trainer.decimate`), weighted so that a mean over it stands for a mean over all vertices,
     and COCO keypoint regressors moved onto it. Posing ~30 % of the vertices makes the body model,
     the vertex loss and the silhouette renderer about 3× cheaper; evaluation always uses every vertex."""
 
     def __init__(self, model, cell: float):
-        from lasor_shared.decimate import coarse_body
+        from lasor_trainer.decimate import coarse_body
 
         keep, faces, weight, owner = coarse_body(model, cell)
         # COCO keypoints: each vertex's regressor weight moves to the kept vertex standing for it

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lasor_shared.rotations import matrix_to_rot6d, rot6d_to_matrix
+from lasor_trainer.rotations import matrix_to_rot6d, rot6d_to_matrix
 from lasor_trainer.config import ModelConfig
 
 N_JOINTS = 24

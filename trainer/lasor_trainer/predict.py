@@ -24,7 +24,7 @@ from PIL import Image
 
 from lasor_shared.camera import intrinsics
 from lasor_shared.errors import LasorError
-from lasor_shared.rotations import matrix_to_axis_angle
+from lasor_trainer.rotations import matrix_to_axis_angle
 from lasor_trainer.data import make_input
 from lasor_trainer.inputs import COCO_FLAG_CONFIDENCE
 from lasor_trainer.checkpoint import load_model as load_checkpoint

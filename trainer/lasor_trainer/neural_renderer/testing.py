@@ -143,7 +143,7 @@ def fit_similarity(renderer, vertices, faces, target, offset, steps: int = 300, 
     clearly wrong start. Returns (per-step IoUs, first image, final image)."""
     import torch
 
-    from lasor_shared.rotations import axis_angle_to_matrix
+    from lasor_trainer.rotations import axis_angle_to_matrix
 
     tr = torch.tensor([0.12, -0.12, 0.3], requires_grad=True)
     log_s = torch.tensor([float(np.log(0.8))], requires_grad=True)
