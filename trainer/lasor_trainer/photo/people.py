@@ -13,12 +13,12 @@ reduced to its connected parts that touch its own skeleton.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lasor_trainer.photo import blazepose as bp
+from lasor_trainer.photo.clock import now
 
 COCO17_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
                 "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
@@ -42,7 +42,7 @@ class Person:
     confidence: np.ndarray  # (17,) float32 in [0, 1]
     score: float            # the detector's person score
     landmarks: np.ndarray = field(repr=False, default=None)  # (33, 5) BlazePose: x, y, z, visibility, presence
-    timing: dict = field(default_factory=dict)  # seconds: landmarks, mask
+    timing: dict = field(default_factory=dict)  # landmarks, mask: (wall, cpu) seconds
 
     @property
     def scores(self) -> np.ndarray:  # the name the earlier front end used
@@ -91,12 +91,12 @@ class _Candidate:
         x0, y0 = np.floor(corners.min(0)).astype(int).clip(0, [W, H])
         x1, y1 = np.ceil(corners.max(0)).astype(int).clip(0, [W, H])
         self.box = (x0, y0, x1, y1)
-        t = time.perf_counter()
+        t = now()
         self.claim = np.zeros((0, 0), bool)
         if x1 > x0 and y1 > y0:  # photo (box) → crop, inverted by warp's map
             to_crop = A @ np.vstack([np.array([[1, 0, x0], [0, 1, y0]]), [0, 0, 1]])
             self.claim = bp.warp(prob, bp.invert(to_crop), (x1 - x0, y1 - y0)) > MASK_THRESHOLD
-        self.timing = {"landmarks": t_lm, "mask": time.perf_counter() - t}
+        self.timing = {"landmarks": t_lm, "mask": now() - t}
         self.torso = torso_size(self.kp)
 
 
@@ -104,14 +104,14 @@ def find_people(model: bp.BlazePose, rgb: np.ndarray, max_people: int = 8, min_s
                 tiles: bool = True) -> tuple[list[Person], dict]:
     """The people in `rgb`, largest mask first (at most `max_people`), and the detection time (s)."""
     H, W = rgb.shape[:2]
-    t = time.perf_counter()
+    t = now()
     dets = model.detect(rgb, min_score, tiles)
-    t_det = time.perf_counter() - t
+    t_det = now() - t
     cands: list[_Candidate] = []
     for det in dets:
-        t = time.perf_counter()
+        t = now()
         lm, flag, prob, A = model.landmarks(rgb, det["roi"])
-        t_lm = time.perf_counter() - t
+        t_lm = now() - t
         if flag < POSE_THRESHOLD:
             continue
         c = _Candidate(det, lm, flag, prob, A, H, W, t_lm)
@@ -139,7 +139,7 @@ def separate(cands: list[_Candidate], H: int, W: int) -> list[Person]:
     cost = np.full((H, W), np.inf, np.float32)
     owner = np.full((H, W), -1, np.int16)
     for i, c in enumerate(cands):
-        t = time.perf_counter()
+        t = now()
         x0, y0, x1, y1 = c.box
         if c.claim.size:
             sk = _skeleton(c.kp, c.conf, c.claim.shape, np.array([x0, y0]))
@@ -148,15 +148,15 @@ def separate(cands: list[_Candidate], H: int, W: int) -> list[Person]:
             better = c.claim & (d < sub_cost)
             sub_cost[better] = d[better]
             sub_owner[better] = i
-        c.timing["mask"] += time.perf_counter() - t
+        c.timing["mask"] += now() - t
     people = []
     for i, c in enumerate(cands):
-        t = time.perf_counter()
+        t = now()
         x0, y0, x1, y1 = c.box
         mask = np.zeros((H, W), bool)
         mask[y0:y1, x0:x1] = owner[y0:y1, x0:x1] == i
         mask = _touching_skeleton(mask, c)
-        c.timing["mask"] += time.perf_counter() - t
+        c.timing["mask"] += now() - t
         if mask.sum() < MIN_MASK_FRACTION * H * W:
             continue
         people.append(Person(mask, c.kp, c.conf, c.det["score"], c.lm, c.timing))
