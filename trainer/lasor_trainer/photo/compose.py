@@ -127,3 +127,44 @@ def scenes(rgb: np.ndarray, mask: np.ndarray, kp: np.ndarray, bbox) -> list[Scen
     out.append(build(wide2, [la, lb], "partial",
                      "two people cut off just below the knees, one also through its forearm at the photo's edge"))
     return out
+
+
+def occlusion_scenes(rgb: np.ndarray, mask: np.ndarray, kp: np.ndarray, bbox) -> list[Scene]:
+    """The person partly hidden, with its hidden joints' true positions known (flag 1): behind a copy of
+    itself pasted in front at 6 places (from the left, the right and below, covering a third to two
+    thirds of it), and behind a plain board over its legs, its left half, its right half or one arm."""
+    H, W = rgb.shape[:2]
+    h, w = float(bbox[3]), float(bbox[2])
+    x0, y0, x1 = float(bbox[0]), float(bbox[1]), float(bbox[0] + bbox[2])
+    mrgb, mmask, mkp = _mirror(rgb, mask, kp)
+    back = Layer(rgb, mask, kp, h)
+    out = []
+    for f in (0.33, 0.5, 0.66):  # mirrored copy from the left: its right edge at x0 + f·w
+        srgb, smask, skp = _shift(mrgb, mmask, mkp, int(round(x0 + f * w - (W - x0))), 0, H, W)
+        out.append(build(rgb, [back, Layer(srgb, smask, skp, h)], f"person_left_{f:g}",
+                         f"a mirrored copy in front, from the left, over {f:.0%} of the width"))
+    for f in (0.33, 0.5):  # the copy itself from the right: its left edge at x1 − f·w
+        srgb, smask, skp = _shift(rgb, mask, kp, int(round(-f * w + w)), 0, H, W)
+        out.append(build(rgb, [back, Layer(srgb, smask, skp, h)], f"person_right_{f:g}",
+                         f"a copy in front, from the right, over {f:.0%} of the width"))
+    srgb, smask, skp = _shift(mrgb, mmask, mkp, int(round(x0 - (W - x1))), int(round(0.45 * h)), H, W)
+    out.append(build(rgb, [back, Layer(srgb, smask, skp, h)], "person_below",
+                     "a mirrored copy in front and lower (nearer the camera), over the legs"))
+    hip_y = float(kp[[11, 12], 1].mean())
+    knee_y = float(kp[[13, 14], 1].mean())
+    arm = kp[[8, 10], :2]  # right elbow and wrist
+    boards = {
+        "board_legs": (x0 - 0.1 * w, hip_y + 0.3 * (knee_y - hip_y), x1 + 0.1 * w, H),
+        "board_left_half": (0, y0 - 0.1 * h, x0 + 0.5 * w, H),
+        "board_right_half": (x0 + 0.5 * w, y0 - 0.1 * h, W, H),
+        "board_arm": (arm[:, 0].min() - 0.06 * h, arm[:, 1].min() - 0.06 * h, arm[:, 0].max() + 0.06 * h,
+                      arm[:, 1].max() + 0.06 * h),
+    }
+    for name, (bx0, by0, bx1, by1) in boards.items():
+        m = np.zeros((H, W), bool)
+        m[max(int(by0), 0):int(np.ceil(by1)), max(int(bx0), 0):int(np.ceil(bx1))] = True
+        board = np.zeros((H, W, 3), np.uint8)
+        board[:] = (120, 90, 60)
+        s = build(rgb, [back, Layer(board, m, np.zeros((17, 3)), 0.0)], name, f"a plain board over the {name[6:].replace('_', ' ')}")
+        out.append(Scene(s.name, s.about, s.rgb, s.masks[:1], s.keypoints[:1], s.heights[:1]))
+    return out
