@@ -5,7 +5,8 @@ and on multi-person scenes composed from it (`lasor_trainer.photo.compose`):
 
 Writes bench/results/photo.json (start-up, per-stage times, recall, predicted body vs annotation),
 bench/results/photo_keypoint_error.json (the detector's keypoint error on visible and occluded joints)
-and bench/results/photo_people.jpg (the combined overlay of the three-person scene | its inputs).
+and bench/results/photo_people.jpg (the three-person scene; its combined overlay; each person's mask in
+the colour of its number).
 
 - start-up: a fresh interpreter importing the front end and predict, loading both BlazePose models, the
   checkpoint and the body model (wall and CPU time of the child process);
@@ -136,7 +137,10 @@ def keypoint_errors(scenes, det):
                                                 float(people[i].confidence[j])))
     return {"visible_v2": _error_stats(rows[2]), "occluded_v1": _error_stats(rows[1]),
             "occluded_v1_by_a_person": _error_stats([r for r in rows[1] if not r[0].startswith("board")]),
-            "occluded_v1_by_a_board": _error_stats([r for r in rows[1] if r[0].startswith("board")])}
+            "occluded_v1_by_a_board": _error_stats([r for r in rows[1] if r[0].startswith("board")]),
+            "occluded_v1_by_scene": {name: {"n": len(rs), "mean_frac_height": round(float(np.mean([r[3] for r in rs])), 4)}
+                                     for name in dict.fromkeys(r[0] for r in rows[1])
+                                     for rs in [[r for r in rows[1] if r[0] == name]]}}
 
 
 def body_vs_annotation(rgb, people, gt_mask, gt_kp, height, checkpoint, tmp):
@@ -231,11 +235,20 @@ def main():
         from lasor_trainer.photo import predict_photo
 
         res = predict_photo(pg, os.path.join(tmp, "group"), checkpoint, det)
+        from lasor_trainer.photo.draw import LABEL_RGB
+
         panel = np.asarray(Image.open(res["overlay_path"]).convert("RGB"))
-        Image.fromarray(np.concatenate([group.rgb, panel], 0)).save(
+        masks = (0.4 * group.rgb).astype(np.uint8)
+        for p in res["people"]:
+            m = np.asarray(Image.open(p["mask_path"])) > 127
+            masks[m] = (0.35 * group.rgb[m] + 0.65 * np.array(LABEL_RGB[p["person"]])).astype(np.uint8)
+        Image.fromarray(np.concatenate([group.rgb, panel, masks], 0)).save(
             os.path.join(os.path.dirname(a.out), "photo_people.jpg"), quality=85)
         people = det.people(rgb)
-        out["single_photo"] = {"people_found": len(people), "mask_iou_vs_annotation": round(_iou(people[0].mask, gt_mask), 3)}
+        err = np.linalg.norm(people[0].keypoints - gt_kp[:, :2], axis=1)[gt_kp[:, 2] == 2]
+        out["single_photo"] = {"people_found": len(people), "mask_iou_vs_annotation": round(_iou(people[0].mask, gt_mask), 3),
+                               "visible_keypoints": int(len(err)), "keypoint_error_mean_px": round(float(err.mean()), 2),
+                               "keypoint_error_mean_frac_height": round(float(err.mean() / bbox[3]), 4)}
         out.update(body_vs_annotation(rgb, people, gt_mask, gt_kp, float(bbox[3]), checkpoint, tmp))
     with open(a.out, "w") as fh:
         json.dump(out, fh, indent=1)

@@ -71,7 +71,7 @@ def test_scene_ground_truth_is_consistent(scenes):
         assert s.masks.sum(0).max() <= 1, s.name
         assert all(m.sum() > 0.01 * m.size / len(s.masks) for m in s.masks), s.name
     for name in ("overlap", "group"):
-        assert (scenes[name].keypoints[..., 2] == 1).sum() >= 2, name  # joints hidden behind a pasted person
+        assert (scenes[name].keypoints[..., 2] == 1).sum() >= 1, name  # a joint hidden behind a pasted person
     assert (scenes["partial"].keypoints[..., 2] == 0).sum() >= 3
 
 

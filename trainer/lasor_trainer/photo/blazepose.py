@@ -13,8 +13,9 @@ the models is done here in NumPy/OpenCV, following BlazePose's published pipelin
   so that the mid-hip → radius-point direction points up;
 - landmark model: that square cut out and scaled to 256×256, values in [0, 1]; 39 landmarks × (x, y, z,
   visibility logit, presence logit) in crop pixels (the first 33 are BlazePose's body landmarks),
-  a pose-presence score and a 256×256 segmentation logit map; positions refined on the 64×64 heatmaps
-  (7×7 window, where the heatmap is confident) and mapped back to the photo with the crop's affine map.
+  a pose-presence score and a 256×256 segmentation logit map, mapped back to the photo with the crop's
+  affine map. (BlazePose's optional refinement on the model's 64×64 heatmaps is not done: as implemented
+  here it made the visible keypoints of the composed scenes worse, 9.1 vs 7.8 px mean error.)
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ DET_SIZE = 224
 LM_SIZE = 256
 NMS_IOU = 0.3
 ROI_SCALE = 1.25
-HEATMAP_KERNEL = 7
-HEATMAP_MIN_CONFIDENCE = 0.5
 
 
 class MissingExtra(ImportError):
@@ -254,25 +253,6 @@ def roi_affine(centre, side: float, angle: float, size: int = LM_SIZE) -> np.nda
     return np.column_stack([L, size / 2 - L @ centre])
 
 
-def refine_on_heatmap(xy: np.ndarray, heat: np.ndarray, size: int = LM_SIZE) -> np.ndarray:
-    """Landmarks (n, 2) in crop pixels moved to the score-weighted mean of their heatmap's 7×7 window
-    around them, where the window's best sigmoid score is at least HEATMAP_MIN_CONFIDENCE."""
-    hs = heat.shape[0]
-    out = xy.copy()
-    r = HEATMAP_KERNEL // 2
-    for j in range(len(xy)):
-        cx, cy = int(xy[j, 0] / size * hs), int(xy[j, 1] / size * hs)
-        if not (0 <= cx < hs and 0 <= cy < hs):
-            continue
-        y0, y1, x0, x1 = max(cy - r, 0), min(cy + r + 1, hs), max(cx - r, 0), min(cx + r + 1, hs)
-        win = 1 / (1 + np.exp(-heat[y0:y1, x0:x1, j]))
-        if win.max() < HEATMAP_MIN_CONFIDENCE or win.sum() <= 0:
-            continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        out[j] = [((xx + 0.5) * win).sum() / win.sum() * size / hs, ((yy + 0.5) * win).sum() / win.sum() * size / hs]
-    return out
-
-
 def sigmoid(x):
     return 1 / (1 + np.exp(-np.clip(x, -60, 60)))
 
@@ -282,7 +262,7 @@ class BlazePose:
 
     def __init__(self):
         self.detector = TfliteModel(model_path("pose_detection.tflite"), DET_SIZE, -1.0, 1.0, 2)
-        self.landmarker = TfliteModel(model_path("pose_landmark_full.tflite"), LM_SIZE, 0.0, 1.0, 4)
+        self.landmarker = TfliteModel(model_path("pose_landmark_full.tflite"), LM_SIZE, 0.0, 1.0, 3)
 
     def close(self):
         self.detector.close()
@@ -312,11 +292,10 @@ class BlazePose:
         segmentation: (256, 256) probability with its photo → crop map."""
         A = roi_affine(*roi)
         crop = warp(rgb, A, (LM_SIZE, LM_SIZE))
-        lm, flag, seg, heat = self.landmarker(crop)
+        lm, flag, seg = self.landmarker(crop)
         lm = lm.reshape(39, 5)[:33].astype(np.float64)
-        xy = refine_on_heatmap(lm[:, :2], heat.reshape(64, 64, 39))
         out = np.empty((33, 5))
-        out[:, :2] = apply(invert(A), xy)
+        out[:, :2] = apply(invert(A), lm[:, :2])
         out[:, 2] = lm[:, 2] * roi[1] / LM_SIZE
         out[:, 3], out[:, 4] = sigmoid(lm[:, 3]), sigmoid(lm[:, 4])
         return out, float(flag[0]), sigmoid(seg.reshape(LM_SIZE, LM_SIZE)).astype(np.float32), A

@@ -29,7 +29,7 @@ STAGES = ("detect", "landmarks", "mask", "regress", "write")
 class _NativeStderrMuted:
     """mediapipe's C++ side writes informational lines to file descriptor 2 at any time while a graph
     lives. While muted, descriptor 2 goes to /dev/null and Python's sys.stderr (progress bar, --verbose,
-    warnings) writes to a copy of the original descriptor instead."""
+    warnings), when it writes to descriptor 2, writes to a copy of the original descriptor instead."""
 
     def __enter__(self):
         try:
@@ -38,9 +38,14 @@ class _NativeStderrMuted:
         except (OSError, AttributeError, ValueError):  # no usable stderr: nothing to mute
             self._saved = None
             return self
-        self._py = sys.stderr
-        self._mine = os.fdopen(os.dup(self._saved), "w", buffering=1, encoding="utf-8", errors="replace")
-        sys.stderr = self._mine
+        self._py, self._mine = sys.stderr, None
+        try:
+            on_fd2 = sys.stderr.fileno() == 2
+        except (OSError, AttributeError, ValueError):  # e.g. captured by a test runner: left as it is
+            on_fd2 = False
+        if on_fd2:
+            self._mine = os.fdopen(os.dup(self._saved), "w", buffering=1, encoding="utf-8", errors="replace")
+            sys.stderr = self._mine
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
@@ -49,9 +54,10 @@ class _NativeStderrMuted:
     def __exit__(self, *exc):
         if self._saved is None:
             return
-        if sys.stderr is self._mine:  # (unless someone else has replaced it since)
-            sys.stderr = self._py
-        self._mine.close()
+        if self._mine is not None:
+            if sys.stderr is self._mine:  # (unless someone else has replaced it since)
+                sys.stderr = self._py
+            self._mine.close()
         os.dup2(self._saved, 2)
         os.close(self._saved)
 
