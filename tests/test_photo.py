@@ -163,7 +163,7 @@ def test_predict_image_errors_are_one_line(checkpoint, tmp_path, case):
         (tmp_path / "photos").mkdir()
         Image.open(PHOTO).save(tmp_path / "photos" / "a.jpg")
         args = ["--checkpoint", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "o"),
-                "--image", str(tmp_path / "photos") if "folder" in case else PHOTO]
+                "--image", str(tmp_path / "photos") if "folder" in case else PHOTO, "--no-progress"]
         expect = "bad.pt"
     elif case == "unreadable":
         (tmp_path / "x.jpg").write_bytes(b"\xff\xd8 truncated")

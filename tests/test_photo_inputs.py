@@ -96,10 +96,25 @@ def test_unusual_encodings_read_as_the_upright_photo(tmp_path):
 
 
 @needs_detector
-def test_folder_run_goes_on_past_bad_files(tiny_checkpoint, tmp_path):
+def test_folder_run_goes_on_past_bad_files(tiny_checkpoint, tmp_path, monkeypatch):
     """A folder with two good photos (one with two people) and every kind of bad file: exit 0, a progress
     bar, one folder per good photo, a contact sheet, summary.json with the people found per photo and each
-    bad file with its one-line reason, and a closing summary line naming the failed files."""
+    bad file with its one-line reason, and a closing summary line naming the failed files. The models are
+    loaded once for the whole folder (BlazePose's graphs, the checkpoint: counted, not replaced)."""
+    from lasor_trainer import predict
+    from lasor_trainer.photo import blazepose
+
+    loads = {"blazepose": 0, "checkpoint": 0}
+
+    def counting(name, fn):
+        def wrapped(*a, **k):
+            loads[name] += 1
+            return fn(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(predict, "_LOADED", {})
+    monkeypatch.setattr(predict, "load_checkpoint", counting("checkpoint", predict.load_checkpoint))
+    monkeypatch.setattr(blazepose.BlazePose, "__init__", counting("blazepose", blazepose.BlazePose.__init__))
     photos = tmp_path / "photos"
     photos.mkdir()
     expected = _bad_files(photos)
@@ -121,3 +136,4 @@ def test_folder_run_goes_on_past_bad_files(tiny_checkpoint, tmp_path):
     assert sheet.size[0] >= 2 * 200 and np.asarray(sheet.convert("L")).std() > 10
     assert "photos:" in r.output  # the progress bar (stderr)
     assert "3 people in 2" in r.output and "failed: " in r.output and "bomb.png" in r.output
+    assert loads == {"blazepose": 1, "checkpoint": 1}
