@@ -161,16 +161,22 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
               help="COCO-format (keypoints: 17×[x,y,v]) or OpenPose-format (people[].pose_keypoints_2d) JSON.")
 @click.option("--image", "image_path", default=None, type=click.Path(),
               help="A photo or a folder of photos instead of --mask/--keypoints (needs: pip install 'lasor[photo]').")
-@click.option("--max-people", type=int, default=4, show_default=True, help="With --image: people per photo.")
+@click.option("--max-people", type=click.IntRange(1), default=8, show_default=True,
+              help="With --image: at most this many people per photo (the largest).")
+@click.option("--min-score", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="With --image: person detections scoring below are ignored.")
+@click.option("--verbose", is_flag=True, help="With --image: print model loading and per-person times per stage.")
 @click.option("--no-progress", is_flag=True, help="With an --image folder: no progress bar.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--focal", type=float, default=None, help="Focal length in pixels (default: 1.2 × the longer image side).")
-@click.option("--min-confidence", type=float, default=0.1, show_default=True, help="Keypoints below are treated as missing.")
+@click.option("--min-confidence", type=float, default=None,
+              help="With --keypoints: keypoints scoring below are treated as missing [default: 0.1]. (--image hands "
+                   "over the detector's own confidences: docs/photo.md.)")
 @click.option("--person", type=click.IntRange(0), default=0, show_default=True, help="Which person of the JSON to use.")
 @click.option("--debug", is_flag=True)
 @clean_errors
-def predict_main(checkpoint, mask_path, kp_path, image_path, max_people, no_progress, out_dir, focal, min_confidence,
-                 person, debug):
+def predict_main(checkpoint, mask_path, kp_path, image_path, max_people, min_score, verbose, no_progress, out_dir,
+                 focal, min_confidence, person, debug):
     """Predict SMPL pose/shape from a mask + keypoints, or from photos (--image): params JSON, OBJ mesh, overlay PNG."""
     from lasor_shared.errors import LasorError
     from lasor_trainer.pretrained import resolve_checkpoint
@@ -179,17 +185,21 @@ def predict_main(checkpoint, mask_path, kp_path, image_path, max_people, no_prog
     if image_path is not None:
         if mask_path is not None or kp_path is not None:
             raise LasorError("give either --image or --mask with --keypoints, not both")
+        if min_confidence is not None:
+            raise LasorError("--min-confidence applies to --keypoints files; with --image the detector's "
+                             "confidences are handed over as they are (docs/photo.md)")
         from lasor_trainer.photo import run
 
-        out = run(image_path, out_dir, checkpoint, focal=focal, min_confidence=min_confidence, max_people=max_people,
-                  progress=not no_progress)
+        out = run(image_path, out_dir, checkpoint, focal=focal, max_people=max_people, min_score=min_score,
+                  progress=not no_progress, verbose=verbose)
         click.echo(json.dumps(out, indent=1))
         return
     if mask_path is None or kp_path is None:
         raise LasorError("give --mask and --keypoints, or --image")
     from lasor_trainer.predict import predict
 
-    out = predict(checkpoint, mask_path, kp_path, out_dir, focal=focal, min_confidence=min_confidence, person=person)
+    out = predict(checkpoint, mask_path, kp_path, out_dir, focal=focal,
+                  min_confidence=0.1 if min_confidence is None else min_confidence, person=person)
     click.echo(json.dumps({k: v for k, v in out.items() if k.endswith("_path")}, indent=1))
 
 

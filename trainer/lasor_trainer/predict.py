@@ -133,7 +133,6 @@ def write_obj(path: str, vertices: np.ndarray, faces: np.ndarray):
             f.write(f"f {t[0]} {t[1]} {t[2]}\n")
 
 
-@torch.no_grad()
 def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: float | None = None,
             min_confidence: float = 0.1, person: int = 0, device: str = "cpu") -> dict:
     if not (math.isfinite(min_confidence) and 0 <= min_confidence <= 1):
@@ -142,6 +141,36 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
         raise LasorError(f"--focal {focal}: must be a finite number of pixels > 0")
     mask = read_mask(mask_path)
     kp, conf = read_keypoints(kp_path, person, min_confidence)
+    return _predict(checkpoint, mask, kp, conf, out_dir, focal, device)
+
+
+def predict_person(checkpoint: str, mask: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray, out_dir: str,
+                   focal: float | None = None, device: str = "cpu", timing: dict | None = None) -> dict:
+    """One person from the photo front end: bool (H, W) mask, (17, 2) keypoints, (17,) confidences in [0, 1]
+    — fed to the model by the input convention of `lasor_trainer.inputs`, like every other input.
+    `timing` receives "regress" and "write" as (wall, cpu) seconds."""
+    return _predict(checkpoint, mask, keypoints, np.asarray(confidence, np.float32), out_dir, focal, device, timing)
+
+
+_LOADED: dict = {}
+
+
+def _load(checkpoint: str, dev: torch.device):
+    """(model, cfg, checkpoint dict, Bodies), loaded once per file (a folder of photos reuses them)."""
+    st = os.stat(checkpoint)
+    key = (os.path.abspath(checkpoint), st.st_mtime_ns, st.st_size, str(dev))
+    if key not in _LOADED:
+        model, cfg, ck = load_checkpoint(checkpoint, dev)
+        _LOADED.clear()
+        _LOADED[key] = (model, cfg, ck, Bodies(ck.get("body_model", {}).get("path"), dev))
+    return _LOADED[key]
+
+
+@torch.no_grad()
+def _predict(checkpoint, mask, kp, conf, out_dir, focal, device, timing=None) -> dict:
+    import time
+
+    t0 = np.array([time.perf_counter(), time.process_time()])
     H, W = mask.shape
     f = float(focal) if focal is not None else 1.2 * max(H, W)
     if not 0.05 * max(H, W) <= f <= 100 * max(H, W):
@@ -150,13 +179,12 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
     from lasor_trainer.pretrained import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(checkpoint)  # None: the shipped model
-    model, cfg, ck = load_checkpoint(checkpoint, dev)
+    model, cfg, ck, bodies = _load(checkpoint, dev)
     K = intrinsics(f, W, H)
     batch, (x0, y0, side), A = make_input(mask, kp.astype(np.float64), conf, cfg, K)
     present = conf >= (cfg.keypoints.min_confidence if cfg.keypoints.mode == "detector" else 0.5)
     Kc = torch.tensor(A @ K, dtype=torch.float32)[None]
     pred = model({k: v.to(dev) for k, v in batch.items()})
-    bodies = Bodies(ck.get("body_model", {}).get("path"), dev)
     joints, verts, _, pelvis_rest = bodies.predict(pred["rotmats"], pred["betas"])
     T = cam_to_translation(pred["cam"], Kc.to(dev), cfg.proxy.input_size)
     verts_cam = (verts + T[:, None])[0].cpu().numpy()
@@ -168,6 +196,7 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
         raise LasorError("the prediction is not finite (nothing written): check the mask and keypoints")
     if float(T[0, 2]) <= 0:
         raise LasorError("the predicted body lies behind the camera (nothing written): check --focal and the inputs")
+    t1 = np.array([time.perf_counter(), time.process_time()])
     os.makedirs(out_dir, exist_ok=True)
     params = {
         "global_orient": aa[0].tolist(), "body_pose": aa[1:].reshape(-1).tolist(),
@@ -186,6 +215,8 @@ def predict(checkpoint: str, mask_path: str, kp_path: str, out_dir: str, focal: 
     write_obj(obj_path, verts_cam, bodies.pred.faces.astype(np.int64))
     overlay_path = os.path.join(out_dir, "overlay.png")
     _overlay(overlay_path, mask, kp, present, verts_cam, bodies.pred.faces, K)
+    if timing is not None:
+        timing["regress"], timing["write"] = t1 - t0, np.array([time.perf_counter(), time.process_time()]) - t1
     return {"params": params, "params_path": params_path, "mesh_path": obj_path, "overlay_path": overlay_path,
             "vertices": verts_cam, "faces": bodies.pred.faces.astype(np.int64)}
 
