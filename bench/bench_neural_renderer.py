@@ -33,12 +33,12 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-for p in (os.path.join(ROOT, "trainer"), os.path.join(ROOT, "shared")):
+for p in (os.path.join(ROOT, "trainer"), os.path.join(ROOT, "shared"), os.path.join(ROOT, "tests")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
 from lasor_trainer import neural_renderer as nr  # noqa: E402
-from lasor_trainer.neural_renderer.testing import (  # noqa: E402
+from nr_testing import (  # noqa: E402  (test-only meshes and fits, tests/nr_testing.py)
     body_like_mesh,
     body_mesh,
     fit_similarity,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from lasor_trainer import neural_renderer as nr
 from lasor_trainer.neural_renderer import Renderer, RendererInputError
-from lasor_trainer.neural_renderer.testing import _icosphere, _rot, body_like_mesh, fit_similarity
+from nr_testing import _icosphere, _rot, body_like_mesh, fit_similarity
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -318,11 +318,11 @@ def test_bad_camera_and_options():
     with pytest.raises(ValueError, match="image_size"):
         Renderer(image_size=0)
     with pytest.raises(ValueError, match="camera_mode"):
-        Renderer(camera_mode="look_at")
+        Renderer(camera_mode="orthographic")
     with pytest.raises(ValueError, match="backend"):
         Renderer(backend="opengl")
     with pytest.raises(ValueError, match="mode"):
-        ndc_renderer(16)(v, f, mode="rgb")
+        ndc_renderer(16)(v, f, mode="normals")
     assert issubclass(RendererInputError, ValueError)
 
 

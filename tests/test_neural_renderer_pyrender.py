@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lasor_trainer.neural_renderer import Renderer
-from lasor_trainer.neural_renderer.testing import body_like_mesh, body_mesh, embedded_body_path, random_view
+from nr_testing import body_like_mesh, body_mesh, embedded_body_path, random_view
 
 pytestmark = pytest.mark.gl
 

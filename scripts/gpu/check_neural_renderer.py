@@ -8,11 +8,14 @@ each. Exit 0 when usable, 1 (with the reason) when not. Needs lasor_trainer on P
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import numpy as np
 import torch
+
+TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tests")
 
 
 def _timed(fn, reps=5):
@@ -30,7 +33,8 @@ def _timed(fn, reps=5):
 def main() -> int:
     from lasor_trainer.neural_renderer import Renderer
     from lasor_trainer.neural_renderer.cuda_backend import unavailable_reason
-    from lasor_trainer.neural_renderer.testing import body_like_mesh
+    sys.path.insert(0, TESTS)
+    from nr_testing import body_like_mesh  # test-only meshes live in tests/
 
     if not torch.cuda.is_available():
         print("neural_renderer check: no CUDA device", file=sys.stderr)

@@ -1,9 +1,21 @@
 """Kato-style neural mesh renderer (Kato, Ushiku, Harada, "Neural 3D Mesh Renderer", CVPR 2018).
 
-``Renderer`` mirrors neural_renderer(_pytorch)'s API for what lasor uses (projection camera,
-``render_silhouettes``, ``render_depth``, ``fill_back``, ``anti_aliasing``, ``near``/``far``). On
-CUDA tensors it uses ``neural_renderer`` itself when that package imports; otherwise compiled,
-parallel numba kernels on the CPU (``cpu_kernels``). The choice is logged (logger
+The public API of neural_renderer(_pytorch) 1.1.x on the CPU — same names, argument order, defaults,
+shapes and conventions — so that code written as ``import neural_renderer as nr`` runs with
+``import lasor_trainer.neural_renderer as nr``: ``Renderer`` (render → (rgb, depth, alpha),
+render_rgb, render_silhouettes, render_depth; camera modes 'projection', 'look_at', 'look'),
+``projection``, ``look_at``, ``look``, ``perspective``, ``get_points_from_angles``,
+``vertices_to_faces``, ``lighting``, ``rasterize_rgbad``, ``rasterize``, ``rasterize_silhouettes``,
+``rasterize_depth``, ``Rasterize``, ``load_obj``, ``save_obj``, ``Mesh``. Deliberate differences
+from upstream (its documented oddities) are listed in each module's docstring.
+
+One concern per module: ``projection`` (cameras → NDC), ``lighting``, ``rasterize`` (rasterisers and
+their autograd), ``obj_io`` (OBJ/MTL files), ``mesh``, ``renderer`` (Renderer, backend choice, input
+checks); ``cpu_kernels`` (raster, silhouette gradient) and ``texture_kernels`` (texture sampling, RGB
+gradient) are the numba kernels; ``cuda_backend`` wraps the real CUDA package.
+
+On CUDA tensors the Renderer uses ``neural_renderer`` itself when that package imports; otherwise
+compiled, parallel numba kernels on the CPU. The choice is logged (logger
 ``lasor_trainer.neural_renderer``) and can be forced with ``Renderer(backend='auto'|'cpu'|
 'neural_renderer')`` or the environment variable ``LASOR_NMR_BACKEND``.
 
@@ -70,6 +82,14 @@ search finds the ones beyond v_out. Images whose G is zero everywhere are skippe
 run on one thread (PARALLEL_MIN_WORK), because spinning OpenMP barriers cost more than they save
 there, and far more when the CPUs are shared.
 
+Textured RGB (``render``/``rasterize_rgbad``) samples each face's T×T×T texture trilinearly at the
+perspective-correct barycentrics, times the face's light (``texture_kernels``). Its gradient to the
+vertices is the same edge rule with upstream's general pixel values: d = Σ_c (I_c − I′_c)·G_c summed
+over the returned channels (RGB, and alpha when it is returned and has a gradient), gated on d > 0;
+the textures (and the per-face light, hence the vertices through the normals) get the exact gradient
+of the sampling. The RGB backward cannot use the silhouette shortcuts (any pixel may gain), so it
+walks every pixel with a non-zero gradient beyond each edge.
+
 Depth (``render_depth``) is differentiated analytically: z* = 1/Σ wₖ/zₖ is recomputed with torch
 ops at the covered pixels (face choice fixed), so autograd gives ∂z*/∂zₖ = wₖ z*²/zₖ² and the
 exact x/y terms through the barycentrics.
@@ -78,44 +98,41 @@ Autograd: the rasteriser takes already projected NDC faces; the projection (K, R
 fill_back and vertex gathering are plain torch ops, so gradients reach vertices and cameras.
 """
 
-from .renderer import (
-    BACKENDS,
+from .cuda_backend import available as neural_renderer_available
+from .lighting import face_light, lighting
+from .mesh import Mesh
+from .obj_io import create_texture_image, load_mtl, load_obj, save_obj
+from .projection import get_points_from_angles, look, look_at, perspective, projection, vertices_to_faces
+from .rasterize import (
     DEFAULT_EPS,
     DEFAULT_FAR,
     DEFAULT_NEAR,
-    ENV_BACKEND,
-    describe_backend,
-    Renderer,
-    RendererInputError,
-    projection,
+    Rasterize,
     rasterize,
     rasterize_depth,
     rasterize_face_index_map,
     rasterize_mesh,
+    rasterize_rgbad,
     rasterize_silhouettes,
-    resolve_backend,
-    vertices_to_faces,
-    warmup,
 )
-from .cuda_backend import available as neural_renderer_available
+from .renderer import (
+    BACKENDS,
+    ENV_BACKEND,
+    Renderer,
+    RendererInputError,
+    describe_backend,
+    resolve_backend,
+    warmup,
+    warmup_rgb,
+)
+
+__version__ = "1.1.3"  # the neural_renderer_pytorch API this package mirrors
+name = "neural_renderer_pytorch"
 
 __all__ = [
-    "BACKENDS",
-    "DEFAULT_EPS",
-    "DEFAULT_FAR",
-    "DEFAULT_NEAR",
-    "ENV_BACKEND",
-    "describe_backend",
-    "Renderer",
-    "RendererInputError",
-    "neural_renderer_available",
-    "projection",
-    "rasterize",
-    "rasterize_depth",
-    "rasterize_face_index_map",
-    "rasterize_mesh",
-    "rasterize_silhouettes",
-    "resolve_backend",
-    "vertices_to_faces",
-    "warmup",
+    "BACKENDS", "DEFAULT_EPS", "DEFAULT_FAR", "DEFAULT_NEAR", "ENV_BACKEND", "Mesh", "Rasterize", "Renderer",
+    "RendererInputError", "create_texture_image", "describe_backend", "face_light", "get_points_from_angles",
+    "lighting", "load_mtl", "load_obj", "look", "look_at", "neural_renderer_available", "perspective", "projection",
+    "rasterize", "rasterize_depth", "rasterize_face_index_map", "rasterize_mesh", "rasterize_rgbad",
+    "rasterize_silhouettes", "resolve_backend", "save_obj", "vertices_to_faces", "warmup", "warmup_rgb",
 ]

@@ -1,12 +1,12 @@
-"""Meshes and cameras for the neural renderer's tests and benchmarks (no downloads).
+"""Meshes, cameras and fits for the neural renderer's tests, benchmark and GPU check (test-only code).
 
-``body_mesh()`` returns the project's embedded SMPL-format body (``lasor_shared/data/*.npz``, keys
-``v_template`` and ``f``) when it is present, else a body-like mesh of ellipsoids built here.
+``body_mesh()`` is the project's embedded SMPL-format body (lasor_shared.body_model); ``body_like_mesh``
+a body-like mesh of ellipsoids built here; ``cube_mesh`` a unit cube. Importable from tests/ (pytest
+puts this folder on the path) and from bench/ and scripts/ via ``sys.path.insert(0, <repo>/tests)``.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
@@ -78,33 +78,36 @@ def body_like_mesh(detail: int = 4):
 
 
 def embedded_body_path():
-    """Path of the embedded SMPL-format body model (.npz) if lasor_shared ships one, else None."""
-    try:
-        import lasor_shared
+    """Path of the embedded SMPL-format body model (.npz), or None when lasor_shared ships none."""
+    from lasor_shared.body_model import embedded_model_path
+    from lasor_shared.errors import LasorError
 
-        data = os.path.join(os.path.dirname(lasor_shared.__file__), "data")
-    except Exception:
-        data = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "lasor_shared", "data")
-    paths = sorted(glob.glob(os.path.join(data, "*.npz")), key=lambda p: ("neutral" not in os.path.basename(p), p))
-    for path in paths:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "v_template" in z.files and "f" in z.files:
-                    return path
-        except Exception:
-            continue
-    return None
+    try:
+        return embedded_model_path("neutral")
+    except LasorError:
+        return None
 
 
 def body_mesh():
-    """(vertices (N,3) float32, faces (F,3) int32, name): the embedded body, else body_like_mesh()."""
+    """(vertices (N,3) float32, faces (F,3) int32, name) of the embedded body's template mesh."""
+    from lasor_shared.body_model import read_model_file
+
     path = embedded_body_path()
-    if path is not None:
-        with np.load(path, allow_pickle=False) as z:
-            return (np.asarray(z["v_template"], np.float32), np.asarray(z["f"], np.int32),
-                    os.path.basename(path))
-    v, f = body_like_mesh(4)
-    return v, f, "body_like_mesh(4)"
+    if path is None:
+        v, f = body_like_mesh(4)
+        return v, f, "body_like_mesh(4)"
+    data = read_model_file(path)
+    return (np.asarray(data["v_template"], np.float32), np.asarray(data["f"], np.int32),
+            os.path.basename(path))
+
+
+def cube_mesh():
+    """Unit cube centred at 0: 8 vertices, 12 faces wound counter-clockwise seen from outside."""
+    v = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1],
+                  [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], np.float32) * 0.5
+    f = np.array([[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5, 4],
+                  [3, 7, 6], [3, 6, 2], [0, 4, 7], [0, 7, 3], [1, 2, 6], [1, 6, 5]], np.int32)
+    return v, f
 
 
 def random_rotation(rng: np.random.Generator, max_angle: float = np.pi) -> np.ndarray:
@@ -131,9 +134,13 @@ def random_view(rng: np.random.Generator, vertices: np.ndarray, orig_size: int =
 
 
 def silhouette_iou(a, b) -> float:
-    """IoU of two silhouette batches thresholded at 0.5."""
-    a, b = a > 0.5, b > 0.5
-    return float((a & b).sum() / (a | b).sum())
+    """Pooled IoU of two silhouette batches (tensors or arrays), binarised at 0.5 — the product's metric."""
+    from lasor_trainer.metrics import silhouette_counts
+    from lasor_trainer.metrics import silhouette_iou as iou_of_counts
+
+    a, b = (np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, np.float32) for x in (a, b))
+    a, b = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
+    return iou_of_counts(silhouette_counts(a, b))["iou_pooled"]
 
 
 def fit_similarity(renderer, vertices, faces, target, offset, steps: int = 300, lr: float = 0.005,
