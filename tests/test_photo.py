@@ -154,7 +154,7 @@ def test_predict_image_folder(checkpoint, tmp_path):
 
 @needs_detector
 @pytest.mark.parametrize("case", ["unreadable", "no person", "missing", "empty folder", "both inputs",
-                                  "bad checkpoint", "bad checkpoint, folder"])
+                                  "min-confidence", "bad checkpoint", "bad checkpoint, folder"])
 def test_predict_image_errors_are_one_line(checkpoint, tmp_path, case):
     args = ["--checkpoint", checkpoint, "--out", str(tmp_path / "o")]
     if case.startswith("bad checkpoint"):
@@ -180,6 +180,9 @@ def test_predict_image_errors_are_one_line(checkpoint, tmp_path, case):
         (tmp_path / "empty").mkdir()
         args += ["--image", str(tmp_path / "empty")]
         expect = "has no images"
+    elif case == "min-confidence":  # a keypoint threshold: the photo front end hands over its confidences
+        args += ["--image", PHOTO, "--min-confidence", "0.3"]
+        expect = "--min-confidence applies to --keypoints"
     else:
         args += ["--image", PHOTO, "--mask", PHOTO, "--keypoints", ANNOTATION]
         expect = "not both"

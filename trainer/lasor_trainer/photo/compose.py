@@ -131,7 +131,7 @@ def scenes(rgb: np.ndarray, mask: np.ndarray, kp: np.ndarray, bbox) -> list[Scen
 
 def occlusion_scenes(rgb: np.ndarray, mask: np.ndarray, kp: np.ndarray, bbox) -> list[Scene]:
     """The person partly hidden, with its hidden joints' true positions known (flag 1): behind a copy of
-    itself pasted in front at 6 places (from the left, the right and below, covering a third to two
+    itself pasted in front at 5 places (from the left, the right and below, covering a third to two
     thirds of it), and behind a plain board over its legs, its left half, its right half or one arm."""
     H, W = rgb.shape[:2]
     h, w = float(bbox[3]), float(bbox[2])
@@ -139,7 +139,7 @@ def occlusion_scenes(rgb: np.ndarray, mask: np.ndarray, kp: np.ndarray, bbox) ->
     mrgb, mmask, mkp = _mirror(rgb, mask, kp)
     back = Layer(rgb, mask, kp, h)
     out = []
-    for f in (0.33, 0.5, 0.66):  # mirrored copy from the left: its right edge at x0 + f·w
+    for f in (0.5, 0.66):  # mirrored copy from the left (a third: the "overlap" scene): right edge at x0 + f·w
         srgb, smask, skp = _shift(mrgb, mmask, mkp, int(round(x0 + f * w - (W - x0))), 0, H, W)
         out.append(build(rgb, [back, Layer(srgb, smask, skp, h)], f"person_left_{f:g}",
                          f"a mirrored copy in front, from the left, over {f:.0%} of the width"))
