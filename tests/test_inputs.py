@@ -153,3 +153,8 @@ def test_eval_protocol_gives_older_models_the_same_detector_keypoints():
     before = new.keypoints
     set_test_keypoints(new, "detector")
     assert new.keypoints == before
+    exact = load_config(CONFIG)
+    assert "diagnostic" in set_test_keypoints(exact, "exact")
+    kp = np.stack([np.linspace(100, 300, 17), np.linspace(50, 450, 17)], 1)
+    out, conf = inputs.simulate_detector(kp, np.array([4, 1, 2, 3] * 4 + [0]), exact.keypoints, np.random.default_rng(0))
+    assert np.allclose(out[:16], kp[:16]) and (conf[:16] == 1).all() and conf[16] == 0

@@ -338,9 +338,20 @@ def write_reports(res: dict, out_dir: str, title: str, info: dict) -> dict:
 def set_test_keypoints(cfg: Config, protocol: str) -> str:
     """Set the test keypoints of `cfg` (in place) and say what they are. 'detector': the documented test
     protocol (lasor_trainer.inputs) — a model of the older 'visible' convention gets the same detector-like
-    keypoints, those with confidence ≥ 0.5 as present; 'native': the checkpoint's own convention."""
-    if protocol not in ("detector", "native"):
-        raise LasorError(f"--keypoints: expected detector or native, got {protocol!r}")
+    keypoints, those with confidence ≥ 0.5 as present; 'native': the checkpoint's own convention; 'exact':
+    a perfect detector (every in-image keypoint exact, confidence 1) — a diagnostic of what the keypoint
+    noise costs, never the reported protocol."""
+    if protocol not in ("detector", "native", "exact"):
+        raise LasorError(f"--keypoints: expected detector, native or exact, got {protocol!r}")
+    if protocol == "exact":  # a diagnostic: what the error would be with a perfect detector
+        from lasor_trainer.config import KeypointConfig
+
+        legacy = cfg.keypoints.mode != "detector"
+        cfg.keypoints = KeypointConfig(mode="detector", min_confidence=0.5 if legacy else cfg.keypoints.min_confidence,
+                                       noise_visible=0.0, noise_self=0.0, noise_hidden=0.0, drop_hidden=0.0,
+                                       drop_any=0.0, conf_visible=[1.0, 1.0], conf_self=[1.0, 1.0],
+                                       conf_hidden=[1.0, 1.0], false_conf_p=0.0, outlier_p=0.0)
+        return "exact (a diagnostic, not the test protocol): every in-image keypoint at its true position, confidence 1"
     if protocol == "native" or cfg.keypoints.mode == "detector":
         return (f"{cfg.keypoints.mode}: " + ("detector-like keypoints with confidences (lasor_trainer.inputs), fixed "
                                              "per-sample seed" if cfg.keypoints.mode == "detector" else
