@@ -24,15 +24,22 @@ def _codes(code):
 
 def test_hidden_keypoints_are_no_kinder_than_mediapipe():
     """The test protocol's hidden keypoints are at least as wrong as mediapipe's on covered joints of the
-    shared real photo (bench/measure_detector_noise.py): a model is never scored on hidden true positions."""
-    measured = json.load(open(NOISE_JSON))["hidden"]["err_frac_rms"]
-    cfg = KeypointConfig(drop_hidden=0.0, drop_any=0.0, outlier_p=0.0)
+    shared real photo (grey boxes: bench/measure_detector_noise.py; pasted people and boards:
+    bench/bench_photo.py), pooled: a model is never scored on hidden keypoints' true positions."""
+    boxes = json.load(open(NOISE_JSON))["hidden"]
+    pasted = json.load(open(os.path.join(HERE, "..", "bench", "results", "photo_keypoint_error.json")))["occluded_v1"]
+    ann = json.load(open(os.path.join(HERE, "data", "real", "coco_000000000785.json")))
+    ann = ann["annotations"][0] if "annotations" in ann else ann
+    h_photo = inputs.person_height(np.asarray(ann["keypoints"], float).reshape(17, 3)[:, :2])
+    measured = (boxes["err_frac_mean"] * boxes["n"] + pasted["mean_px"] / h_photo * pasted["n"]) / (boxes["n"] + pasted["n"])
+    cfg = inputs.test_protocol()
+    cfg.drop_hidden = cfg.drop_any = cfg.outlier_p = 0.0
     vis, kp = _codes(3)
     h = inputs.person_height(kp)
     rng = np.random.default_rng(0)
     errs = np.concatenate([np.linalg.norm(inputs.simulate_detector(kp, vis, cfg, rng)[0] - kp, axis=1) / h
                            for _ in range(400)])
-    assert np.sqrt((errs ** 2).mean()) >= 0.95 * measured
+    assert errs.mean() >= measured > 0.2
 
 
 def test_detector_simulation_by_code():
@@ -150,6 +157,10 @@ def test_eval_protocol_gives_older_models_the_same_detector_keypoints():
     set_test_keypoints(native, "native")
     assert native.keypoints.mode == "visible"
     new = load_config(CONFIG)
-    before = new.keypoints
     set_test_keypoints(new, "detector")
-    assert new.keypoints == before
+    assert new.keypoints == inputs.test_protocol()  # one protocol, whatever the model was trained with
+    exact = load_config(CONFIG)
+    assert "diagnostic" in set_test_keypoints(exact, "exact")
+    kp = np.stack([np.linspace(100, 300, 17), np.linspace(50, 450, 17)], 1)
+    out, conf = inputs.simulate_detector(kp, np.array([4, 1, 2, 3] * 4 + [0]), exact.keypoints, np.random.default_rng(0))
+    assert np.allclose(out[:16], kp[:16]) and (conf[:16] == 1).all() and conf[16] == 0

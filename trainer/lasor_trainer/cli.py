@@ -114,11 +114,12 @@ CHECKPOINT_HELP = "A lasor-train checkpoint (best.pt/latest.pt); default: the pr
               "neutral model; auto = gendered when gender models exist. The report names the one used.")
 @click.option("--male-model", default=None, type=click.Path(dir_okay=False), help="Male SMPL file (gendered PVE-T-SC with --body-model).")
 @click.option("--female-model", default=None, type=click.Path(dir_okay=False), help="Female SMPL file (gendered PVE-T-SC with --body-model).")
-@click.option("--keypoints", "keypoint_protocol", type=click.Choice(["detector", "native"]), default="detector",
+@click.option("--keypoints", "keypoint_protocol", type=click.Choice(["detector", "native", "exact"]), default="detector",
               show_default=True,
               help="Test keypoints (--data): 'detector' = the documented protocol (lasor_trainer.inputs: detector-like "
                    "keypoints drawn with a fixed per-sample seed; a model of the older 'visible' convention gets those "
-                   "with confidence >= 0.5); 'native' = what the checkpoint's own config says.")
+                   "with confidence >= 0.5); 'native' = what the checkpoint's own config says; 'exact' = a "
+                   "perfect detector (a diagnostic of what keypoint noise costs).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--no-verify", is_flag=True)
 @click.option("--debug", is_flag=True)

@@ -33,6 +33,7 @@ from lasor_trainer import metrics as M
 from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.config import Config
 from lasor_trainer.data import ShardDataset, collate, open_dataset
+from lasor_trainer.inputs import test_protocol
 from lasor_trainer.losses import Bodies, project_points, render_silhouettes
 from lasor_trainer.model import FACING_CAMERA, cam_to_translation
 
@@ -338,18 +339,32 @@ def write_reports(res: dict, out_dir: str, title: str, info: dict) -> dict:
 def set_test_keypoints(cfg: Config, protocol: str) -> str:
     """Set the test keypoints of `cfg` (in place) and say what they are. 'detector': the documented test
     protocol (lasor_trainer.inputs) — a model of the older 'visible' convention gets the same detector-like
-    keypoints, those with confidence ≥ 0.5 as present; 'native': the checkpoint's own convention."""
-    if protocol not in ("detector", "native"):
-        raise LasorError(f"--keypoints: expected detector or native, got {protocol!r}")
-    if protocol == "native" or cfg.keypoints.mode == "detector":
-        return (f"{cfg.keypoints.mode}: " + ("detector-like keypoints with confidences (lasor_trainer.inputs), fixed "
-                                             "per-sample seed" if cfg.keypoints.mode == "detector" else
-                                             f"exact keypoints with visibility codes {cfg.proxy.input_visibility}"))
-    from lasor_trainer.config import KeypointConfig
+    keypoints, those with confidence ≥ 0.5 as present; 'native': the checkpoint's own convention; 'exact':
+    a perfect detector (every in-image keypoint exact, confidence 1) — a diagnostic of what the keypoint
+    noise costs, never the reported protocol."""
+    if protocol not in ("detector", "native", "exact"):
+        raise LasorError(f"--keypoints: expected detector, native or exact, got {protocol!r}")
+    if protocol == "exact":  # a diagnostic: what the error would be with a perfect detector
+        from lasor_trainer.config import KeypointConfig
 
-    cfg.keypoints = KeypointConfig(mode="detector", min_confidence=0.5)
-    return ("detector (lasor_trainer.inputs, fixed per-sample seed); this model of the 'visible' convention "
-            "receives the keypoints with confidence ≥ 0.5 as present")
+        legacy = cfg.keypoints.mode != "detector"
+        cfg.keypoints = KeypointConfig(mode="detector", min_confidence=0.5 if legacy else cfg.keypoints.min_confidence,
+                                       noise_visible=0.0, noise_self=0.0, noise_hidden=0.0, drop_hidden=0.0,
+                                       drop_any=0.0, conf_visible=[1.0, 1.0], conf_self=[1.0, 1.0],
+                                       conf_hidden=[1.0, 1.0], false_conf_p=0.0, outlier_p=0.0)
+        return "exact (a diagnostic, not the test protocol): every in-image keypoint at its true position, confidence 1"
+    if protocol == "native":
+        return (f"{cfg.keypoints.mode} (the checkpoint's own convention): "
+                + ("its training detector simulation, fixed per-sample seed" if cfg.keypoints.mode == "detector"
+                   else f"exact keypoints with visibility codes {cfg.proxy.input_visibility}"))
+    legacy = cfg.keypoints.mode != "detector"
+    cfg.keypoints = test_protocol(0.5 if legacy else cfg.keypoints.min_confidence)
+    k = cfg.keypoints
+    return (f"detector (lasor_trainer.inputs.test_protocol, fixed per-sample seed): position noise σ {k.noise_visible:g} / "
+            f"{k.noise_self:g} / {k.noise_hidden:g} × the person's height for visible / self-occluded / hidden keypoints, "
+            f"confidences {k.conf_visible} / {k.conf_self} / {k.conf_hidden}, hidden ones missing with p {k.drop_hidden:g}"
+            + ("; this model of the 'visible' convention receives the keypoints with confidence ≥ 0.5 as present"
+               if legacy else ""))
 
 
 def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto", batch_size: int = 32,
