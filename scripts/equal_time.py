@@ -61,6 +61,9 @@ def main():
     marks = (np.array([float(x) for x in a.marks.split(",")]) if a.marks
              else np.round(np.linspace(t_end / 5, t_end, 5), 1))
     res = {"note": a.note, "marks_min": marks.tolist(), "designs": {}}
+    import warnings
+
+    warnings.filterwarnings("ignore", "Mean of empty slice|All-NaN slice")
     for name, lst in runs.items():
         m = np.stack([at_minutes(rows, "mpjpe_mm", marks) for _, rows in lst])
         p = np.stack([at_minutes(rows, "pve_mm", marks) for _, rows in lst])
@@ -95,6 +98,12 @@ def main():
     for name, r in res["designs"].items():
         cells = [("–" if not np.isfinite(mu) else f"{mu:.1f} ({sp:.1f})") for mu, sp in zip(r["mpjpe_mean"], r["mpjpe_spread"])]
         L.append(f"| {name} | {len(r['runs'])} | " + " | ".join(cells) + " |")
+    L += ["", "Each run (validation MPJPE at the same marks; `–` = before its first or after its last validation):", "",
+          "| run | " + " | ".join(f"{x:g} min" for x in marks) + " |", "|---|" + "---|" * len(marks)]
+    for name, lst in runs.items():
+        for d, rows in lst:
+            v = at_minutes(rows, "mpjpe_mm", marks)
+            L.append(f"| {name}: `{d}` | " + " | ".join("–" if not np.isfinite(x) else f"{x:.1f}" for x in v) + " |")
     with open(os.path.join(a.out, "equal_time.md"), "w") as f:
         f.write("\n".join(L) + "\n")
     print(f"wrote {a.out}/equal_time.png, .json, .md")

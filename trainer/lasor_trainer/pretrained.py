@@ -36,8 +36,10 @@ def resolve_checkpoint(path: str | None) -> str:
     return shipped_checkpoint() if path is None else path
 
 
-def export_checkpoint(src: str, dst: str, provenance: dict | None = None) -> dict:
-    """Write an inference-only copy of training checkpoint `src` to `dst` (float32 weights)."""
+def export_checkpoint(src: str, dst: str, provenance: dict | None = None, half: bool = True) -> dict:
+    """Write an inference-only copy of training checkpoint `src` to `dst`. half: floating-point weights
+    stored as float16 (half the file; `load_state_dict` turns them back into the model's float32 — the
+    largest output difference this rounding makes is measured in the model card)."""
     from lasor_trainer import checkpoint
 
     ck = checkpoint.load(src)
@@ -46,7 +48,8 @@ def export_checkpoint(src: str, dst: str, provenance: dict | None = None) -> dic
         "kind": "lasor-pretrained",
         "step": ck.get("step"),
         "val_pve": ck.get("val_pve"),
-        "model": {k: v.detach().cpu().contiguous() for k, v in ck["model"].items()},
+        "model": {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu()).contiguous()
+                  for k, v in ck["model"].items()},
         "config": ck["config"],
         "body_model": {"id": ck["body_model"]["id"], "sha256": ck["body_model"]["sha256"], "path": None},
         "data": {"root": None, "train_shards": [], "val_shards": []},
