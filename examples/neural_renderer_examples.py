@@ -225,7 +225,7 @@ def main(argv=None):
             [ref4, first4, final4]]
     titles = ["1. ring of look_at cameras\n(6 azimuths, elevation 30)",
               f"2. vertices -> silhouette\nreference | start | step {len(l2)}\nloss {l2[0]:.0f} -> {l2[-1]:.0f}",
-              f"3. textures -> images\nref 0/90 | start | result 0/90\nloss {l3[0]:.0f} -> {l3[-1]:.0f}",
+              f"3. textures -> images\nref 0/90 | start (all 0) | result 0/90\nloss {l3[0]:.0f} -> {l3[-1]:.0f}",
               f"4. camera -> silhouette\nreference | start | step {len(l4)}\nloss {l4[0]:.0f} -> {l4[-1]:.0f}\n"
               f"eye error {d4:.3f}"]
     _tile(rows, titles, args.out)

@@ -127,7 +127,7 @@ def look(vertices, eye, direction=(0, 0, 1), up=None):
 
 
 def perspective(vertices, angle=30.0):
-    """Perspective division for a camera with half field of view `angle` degrees: x, y ← x/(z·tan a), y/(z·tan a)."""
+    """Perspective division, half field of view `angle` degrees: x, y ← x/(z·tan a), y/(z·tan a)."""
     if not torch.is_tensor(vertices) or vertices.ndim != 3:
         raise ValueError("vertices Tensor should have 3 dimensions")
     if torch.is_tensor(angle):
