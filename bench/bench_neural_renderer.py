@@ -11,9 +11,14 @@ Times are the minimum over --repeats runs (median_ms beside them): the machine m
   * backward_ms     fwd_bwd − forward;  bwd_fwd_ratio = backward_ms / forward_ms
   * pyrender_ms     pyrender (EGL/OSMesa) forward of the same B meshes at S px: new mesh + render
                     per image (vertices change every training step), SEG pass (pixel-centre sampling)
-and the scaling with face count (body-like meshes of 1.6k/6.4k/25.6k faces at 128 px).
+and the scaling with face count (body-like meshes of 1.6k/6.4k/25.6k faces at 128 px), and textured
+RGB (section "rgb"): Renderer.render → (rgb, depth, alpha) of the same mesh with textures of size T
+(2 and 4), lighting on, at --rgb-batch × --rgb-size², forward and forward + backward (MSE to a target
+image, gradients to vertices and textures), each measured interleaved with render_silhouettes on the
+same batch (rgb_over_silhouettes ratios).
 
 Usage:  PYTHONPATH=trainer:shared python bench/bench_neural_renderer.py [--out PATH] [--png PATH]
+        ... --only rgb   (measure only the RGB section and update it in the existing JSON)
 """
 
 from __future__ import annotations
@@ -118,6 +123,56 @@ def bench_nmr(v, vt, f, K, R, t, S, repeats, aa=True):
     }
 
 
+def bench_rgb(v, vt, f, K, R, t, S, T, repeats):
+    """Textured RGB (render) vs silhouettes (render_silhouettes), forward and forward + backward."""
+    B, Fn = v.shape[0], f.shape[1]
+    r = nr.Renderer(image_size=S, K=K, R=R, t=t, orig_size=ORIG, backend="cpu", light_direction=(0.3, -0.6, 0.75))
+    gen = torch.Generator().manual_seed(T)
+    tex = torch.rand(B, Fn, T, T, T, 3, generator=gen)
+    with torch.no_grad():
+        target_rgb = r.render(vt, f, tex)[0]
+        target_sil = r.render_silhouettes(vt, f)
+
+    def rgb_fwd():
+        return r.render(v.clone().requires_grad_(True), f, tex.clone().requires_grad_(True))
+
+    def rgb_fwd_bwd():
+        vv, tt = v.clone().requires_grad_(True), tex.clone().requires_grad_(True)
+        rgb, _, _ = r.render(vv, f, tt)
+        ((rgb - target_rgb) ** 2).sum().backward()
+        return vv.grad, tt.grad
+
+    def sil_fwd():
+        return r.render_silhouettes(v.clone().requires_grad_(True), f)
+
+    def sil_fwd_bwd():
+        vv = v.clone().requires_grad_(True)
+        ((r.render_silhouettes(vv, f) - target_sil) ** 2).sum().backward()
+        return vv.grad
+
+    # interleaved, minimum over repeats: the machine is shared, and contention only ever adds time
+    fns = {"rgb_forward": rgb_fwd, "rgb_fwd_bwd": rgb_fwd_bwd, "sil_forward": sil_fwd, "sil_fwd_bwd": sil_fwd_bwd}
+    for fn in fns.values():
+        fn()  # warm
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    ms = {k: min(x) for k, x in times.items()}
+    gv, gt = rgb_fwd_bwd()
+    return {
+        "image_size": S, "texture_size": T, "batch": B, "faces": Fn, "anti_aliasing": True, "fill_back": True,
+        **{f"{k}_ms": round(x, 1) for k, x in ms.items()},
+        "rgb_backward_ms": round(ms["rgb_fwd_bwd"] - ms["rgb_forward"], 1),
+        "rgb_over_silhouettes_forward": round(ms["rgb_forward"] / ms["sil_forward"], 2),
+        "rgb_over_silhouettes_fwd_bwd": round(ms["rgb_fwd_bwd"] / ms["sil_fwd_bwd"], 2),
+        "median_ms": {k: round(statistics.median(x), 1) for k, x in times.items()},
+        "grad_nonzero_vertices": int((gv.abs().sum(-1) > 0).sum()), "grad_nonzero_texels": int((gt != 0).sum()),
+    }
+
+
 def bench_pyrender(v, f, K, R, t, S, repeats):
     try:
         import pyrender
@@ -199,7 +254,13 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-pyrender", action="store_true")
     ap.add_argument("--no-fit", action="store_true")
+    ap.add_argument("--rgb-batch", type=int, default=8)
+    ap.add_argument("--rgb-size", type=int, default=256)
+    ap.add_argument("--texture-sizes", type=int, nargs="+", default=[2, 4])
+    ap.add_argument("--only", choices=["rgb"], help="measure only this section; update it in the existing --out")
     args = ap.parse_args(argv)
+    if args.only == "rgb":
+        return main_rgb(args)
 
     import numba
 
@@ -240,6 +301,7 @@ def main(argv=None):
         row = {"faces": int(bf.shape[0]), **row}
         result["face_scaling"].append(row)
         print("faces", row, flush=True)
+    result["rgb"] = rgb_section(args, v0, f0)
     if not args.no_fit:
         result["fit"] = fit_png(args.png)
         print("fit  ", result["fit"], flush=True)
@@ -249,6 +311,39 @@ def main(argv=None):
     with open(args.out, "w") as fh:
         json.dump(result, fh, indent=2)
     print(f"wrote {args.out}")
+    return result
+
+
+def rgb_section(args, v0, f0):
+    nr.warmup_rgb()
+    v, vt, f, K, R, t = make_batch(v0, f0, args.rgb_batch, seed=2)
+    rows = []
+    for T in args.texture_sizes:
+        row = bench_rgb(v, vt, f, K, R, t, args.rgb_size, T, args.repeats)
+        rows.append(row)
+        print("RGB  ", row, flush=True)
+    return rows
+
+
+def main_rgb(args):
+    """Measure the RGB section only and write it into the existing JSON (other sections kept)."""
+    import numba
+
+    result = {}
+    if os.path.exists(args.out):
+        with open(args.out) as fh:
+            result = json.load(fh)
+    nr.warmup()
+    v0, f0, _ = body_mesh()
+    t0 = time.perf_counter()
+    load = list(os.getloadavg())
+    result["rgb"] = rgb_section(args, v0, f0)
+    result["rgb_run"] = {"numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads(),
+                         "loadavg_start": load, "loadavg_end": list(os.getloadavg()),
+                         "seconds": round(time.perf_counter() - t0, 1)}
+    with open(args.out, "w") as fh:
+        json.dump(result, fh, indent=2)
+    print(f"wrote {os.path.relpath(args.out, ROOT)}")
     return result
 
 

@@ -50,7 +50,7 @@ def _light(v, f):
     p = v[f].astype(np.float64)
     n = np.cross(p[:, 0] - p[:, 1], p[:, 2] - p[:, 1])
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-5)
-    return 0.5 + 0.5 * np.maximum(n @ (LIGHT_DIR / 1.0), 0.0)
+    return 0.5 + 0.5 * np.maximum(n @ LIGHT_DIR, 0.0)
 
 
 def _pyrender(gl, v, f, corner_colours, K, R, t):
@@ -65,7 +65,8 @@ def _pyrender(gl, v, f, corner_colours, K, R, t):
     pos = np.concatenate([v[f], v[fr]]).reshape(-1, 3).astype(np.float32)
     lit = np.concatenate([_light(v, f)[:, None, None] * corner_colours,
                           _light(v, fr)[:, None, None] * corner_colours[:, ::-1]]).reshape(-1, 3)
-    prim = pyrender.Primitive(positions=pos, color_0=np.concatenate([lit, np.ones((len(lit), 1))], 1).astype(np.float32),
+    rgba = np.concatenate([lit, np.ones((len(lit), 1))], 1).astype(np.float32)
+    prim = pyrender.Primitive(positions=pos, color_0=rgba,
                               indices=np.arange(len(pos)).reshape(-1, 3), mode=4,
                               material=pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0]))
     scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 1.0])

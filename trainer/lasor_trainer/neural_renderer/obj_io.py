@@ -219,7 +219,7 @@ def create_texture_image(textures, texture_size_out=16):
     """Texture atlas of per-face textures (F, T, T, T, 3): one tso×tso tile per face (row-major), the
     face drawn as the tile's lower-left triangle → (image (H, W, 3) float, rows flipped for saving;
     texture coordinates (F, 3, 2) in [0, 1])."""
-    tex = textures.detach().cpu().numpy().astype(np.float64) if torch.is_tensor(textures) else np.asarray(textures, np.float64)
+    tex = np.asarray(textures.detach().cpu().numpy() if torch.is_tensor(textures) else textures, np.float64)
     Fn, T = tex.shape[0], tex.shape[1]
     tso = int(texture_size_out)
     tw = int((Fn - 1.0) ** 0.5) + 1

@@ -8,7 +8,10 @@ fused CPU kernel ``_project`` uses for a fixed projection camera.
 Differences from neural_renderer 1.1.x, on purpose:
 * ``look(vertices, eye, direction, up)``: upstream crashes when ``up`` is None (its default, and what
   ``Renderer(camera_mode='look')`` passes), and defaults ``direction`` to [0, 1, 0]. Here ``up`` defaults
-  to [0, 1, 0] and ``direction`` to [0, 0, 1], as in Kato's original (Chainer) package.
+  to [0, 1, 0] and ``direction`` to [0, 0, 1], as in Kato's original (Chainer) package (upstream
+  issues daniilidis-group/neural_renderer #22 and #134: 'look' cannot be given an up vector).
+* ``look_at``/``look`` keep upstream's frame x = up × z, y up, z forward, which mirrors images
+  left–right relative to a physical camera (upstream issue #22, "the renderer is left-handed").
 * ``vertices_to_faces`` also accepts faces with batch size 1 for a batch of vertices.
 """
 
@@ -127,7 +130,7 @@ def look(vertices, eye, direction=(0, 0, 1), up=None):
 
 
 def perspective(vertices, angle=30.0):
-    """Perspective division for a camera with half field of view `angle` degrees: x, y ← x/(z·tan a), y/(z·tan a)."""
+    """Perspective division, half field of view `angle` degrees: x, y ← x/(z·tan a), y/(z·tan a)."""
     if not torch.is_tensor(vertices) or vertices.ndim != 3:
         raise ValueError("vertices Tensor should have 3 dimensions")
     if torch.is_tensor(angle):
