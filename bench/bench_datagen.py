@@ -155,14 +155,14 @@ recipe, rdict, inputs, rhash, body = prepare(sys.argv[1])[:5]
 first, n_shards = int(sys.argv[2]), int(sys.argv[3])
 with tempfile.TemporaryDirectory() as tmp:
     worker.generate_shard(rdict, rhash, body, first, tmp)          # warm-up: builds the worker context
-    t, n, nbytes, split = time.perf_counter(), 0, 0, {}
+    t, c, n, nbytes, split = time.perf_counter(), time.process_time(), 0, 0, {}
     for i in range(first + 1, first + 1 + n_shards):
         rec = worker.generate_shard(rdict, rhash, body, i, tmp)
         n, nbytes = n + rec["n_samples"], nbytes + rec["bytes"]
         for k, v in rec["timing"].items():
             split[k] = split.get(k, 0.0) + v
-    s = time.perf_counter() - t
-print(json.dumps({"samples": n, "s": s, "bytes": nbytes, "split_s": split,
+    s, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"samples": n, "s": s, "cpu_s": cpu, "bytes": nbytes, "split_s": split,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -170,7 +170,7 @@ print(json.dumps({"samples": n, "s": s, "bytes": nbytes, "split_s": split,
 def time_shards(tree, recipe, shards, first=0):
     """generate_shard of `shards` shards of `recipe` (after a warm-up one) in a fresh one-thread process
     running the sources of `tree`."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1", LASOR_STAGE_CLOCK="cpu",
                PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"),
                PYTHONPATH=os.pathsep.join(os.path.join(tree, d) for d in ("shared", "datagen", "trainer")))
     out = subprocess.run([sys.executable, "-c", _SHARD_TIMER, os.path.join(tree, recipe), str(first), str(shards)],
@@ -181,18 +181,23 @@ def time_shards(tree, recipe, shards, first=0):
 
 
 def summarise(r):
+    """Per sample: CPU time of the worker process (all its threads; the per-worker cost, robust on a
+    shared machine), wall time, and the stage split (CPU ms)."""
     n = r["samples"]
-    return {"samples": n, "samples_per_s": round(n / r["s"], 2), "ms_per_sample": round(1000 * r["s"] / n, 2),
-            "split_ms_per_sample": {k: round(1000 * v / n, 3) for k, v in r["split_s"].items()},
-            "untimed_ms_per_sample": round(1000 * (r["s"] - sum(r["split_s"].values())) / n, 3),
+    return {"samples": n, "samples_per_cpu_s": round(n / r["cpu_s"], 2),
+            "cpu_ms_per_sample": round(1000 * r["cpu_s"] / n, 2),
+            "samples_per_s_wall": round(n / r["s"], 2), "wall_ms_per_sample": round(1000 * r["s"] / n, 2),
+            "split_cpu_ms_per_sample": {k: round(1000 * v / n, 3) for k, v in r["split_s"].items()},
+            "untimed_cpu_ms_per_sample": round(1000 * (r["cpu_s"] - sum(r["split_s"].values())) / n, 3),
             "mb_per_1000_samples": round(r["bytes"] / 1e6 / n * 1000, 3), "peak_rss_mb": round(r["peak_rss_mb"], 1)}
 
 
 def split_table(name, res):
-    rows = [f"{name}: {res['samples_per_s']} samples/s, {res['ms_per_sample']} ms/sample, "
-            f"{res['mb_per_1000_samples']} MB per 1,000 samples, peak RSS {res['peak_rss_mb']} MB"]
-    total = res["ms_per_sample"]
-    for k, v in sorted(res["split_ms_per_sample"].items(), key=lambda kv: -kv[1]):
+    rows = [f"{name}: {res['samples_per_cpu_s']} samples per CPU-second ({res['cpu_ms_per_sample']} CPU ms/sample; "
+            f"wall {res['samples_per_s_wall']} samples/s), {res['mb_per_1000_samples']} MB per 1,000 samples, "
+            f"peak RSS {res['peak_rss_mb']} MB"]
+    total = res["cpu_ms_per_sample"]
+    for k, v in sorted(res["split_cpu_ms_per_sample"].items(), key=lambda kv: -kv[1]):
         rows.append(f"  {k:<24}{v:9.3f} ms  {100 * v / total:5.1f} %")
     return "\n".join(rows)
 
@@ -215,13 +220,16 @@ def compare(other, recipe, shards, reps):
         for name, tree in trees.items():
             runs[name].append(summarise(time_shards(tree, recipe, shards)))
             print(split_table(f"{name} ({recipe})", runs[name][-1]), flush=True)
-    best = {k: max(v, key=lambda r: r["samples_per_s"]) for k, v in runs.items()}
-    speed = {k: [r["samples_per_s"] for r in v] for k, v in runs.items()}
+    best = {k: max(v, key=lambda r: r["samples_per_cpu_s"]) for k, v in runs.items()}
+    speed = {k: [r["samples_per_cpu_s"] for r in v] for k, v in runs.items()}
+    wall = {k: [r["samples_per_s_wall"] for r in v] for k, v in runs.items()}
     return {"recipe": recipe, "shards_timed": shards, "reps": reps,
             "other_tree": os.path.relpath(trees["other"], ROOT) if trees["other"].startswith(ROOT) else "OTHER_TREE",
-            "samples_per_s": speed, "best_samples_per_s": {k: v["samples_per_s"] for k, v in best.items()},
-            "speedup_this_over_other": round(best["this"]["samples_per_s"] / best["other"]["samples_per_s"], 3),
-            "ratio_per_rep": [round(a / b, 3) for a, b in zip(speed["this"], speed["other"])],
+            "samples_per_cpu_s": speed, "samples_per_s_wall": wall,
+            "speedup_this_over_other_cpu": round(best["this"]["samples_per_cpu_s"]
+                                                 / best["other"]["samples_per_cpu_s"], 3),
+            "speedup_per_rep_cpu": [round(a / b, 3) for a, b in zip(speed["this"], speed["other"])],
+            "speedup_per_rep_wall": [round(a / b, 3) for a, b in zip(wall["this"], wall["other"])],
             "best_runs": best}
 
 
