@@ -91,14 +91,18 @@ class OcclusionPlanner:
     cannot be freed in `MAX_PUSHES` steps, or would reach the camera, is dropped (`drops`).
     """
 
-    def __init__(self, cfg, image_size, cam: Camera, target_vertices, target_joints, faces, body=None):
-        """`body`: the target's BodyVolume when already built (it is reused across re-placements)."""
+    def __init__(self, cfg, image_size, cam: Camera, target_vertices, target_joints, faces, body=None, memo=None):
+        """`body`: the target's BodyVolume when already built (it is reused across re-placements);
+        `memo`: a dict shared by the re-placements of one sample (same camera, target, candidates and
+        random draws) that keeps what they would compute again — the target's coarse mask, each
+        candidate body's and object's projection and its masks at the offsets tried, object meshes."""
         self.cfg, self.W, self.cam = cfg, image_size, cam
+        self.memo = {} if memo is None else memo
         self.cam_pos = -cam.R.T @ cam.t
         self.faces = faces
         self.verts = np.asarray(target_vertices, np.float64)
         self.body = BodyVolume(target_vertices, faces) if body is None else body
-        self.target = self._mask(target_vertices[::MASK_STEP])
+        self.target = self._masker(target_vertices[::MASK_STEP], "target")(np.zeros(3))
         self.union = np.zeros_like(self.target)
         lo, hi = bbox(target_vertices)
         self.centre, self.top = (lo + hi) / 2, float(hi[1])
@@ -109,8 +113,21 @@ class OcclusionPlanner:
     def _mask(self, points):
         return self._masker(points)(np.zeros(3))
 
-    def _masker(self, points):
-        """offset → coarse mask of `points` + offset; the points' projection is shared by all offsets."""
+    def _masker(self, points, key=None):
+        """offset → coarse mask of `points` + offset; the points' projection is shared by all offsets.
+        With a `key` (naming `points` within the sample) the projection and the masks are kept in the
+        memo; callers only read the masks."""
+        if key is not None:
+            if key not in self.memo:
+                self.memo[key] = (self._masker(points), {})
+            at, masks = self.memo[key]
+
+            def kept(offset):
+                k = np.asarray(offset, np.float64).tobytes()
+                if k not in masks:
+                    masks[k] = at(offset)
+                return masks[k]
+            return kept
         P = (self.cam.K @ np.concatenate([self.cam.R, self.cam.t[:, None]], 1)).astype(np.float32)
         x0 = np.asarray(points, np.float32) @ P[:, :3].T
 
@@ -199,7 +216,7 @@ class OcclusionPlanner:
         maskers = []
         for k, person in enumerate(candidates):
             v = person.v
-            maskers.append(self._masker(v[::MASK_STEP]))
+            maskers.append(self._masker(v[::MASK_STEP], ("person", id(person))))
             cands = []
             for gap in _gaps(drawn, min(pc.gap[0], max_gap), max_gap):
                 q = ground_c - dh * gap
@@ -265,13 +282,14 @@ class OcclusionPlanner:
             if best[0] >= goal - 0.05:
                 break
         _, centre, mask, lift, toward, direction, params0, held = plan if plan[0] >= goal - 0.05 else best
-        pts0 = object_surface_points(kind, params0)
-        verts0 = object_vertices(kind, params0).astype(np.float64)
+        pts0, verts0, _ = self._object_mesh(kind, params0)
         cpm = self._cells_per_m(centre, direction)
         s = _slide(self.target, self.union, mask, cpm, goal)
         centre = self._support(centre + s * direction, lift, held)
-        n, d = convex_planes(verts0, object_faces(kind))
-        lo0, hi0 = verts0.min(0), verts0.max(0)
+        key = ("planes", kind, params0.tobytes())
+        if key not in self.memo:
+            self.memo[key] = (*convex_planes(verts0, object_faces(kind)), verts0.min(0), verts0.max(0))
+        n, d, lo0, hi0 = self.memo[key]
 
         def depth(c):
             inside = np.all((self.verts > lo0 + c) & (self.verts < hi0 + c), axis=1)
@@ -288,8 +306,8 @@ class OcclusionPlanner:
         """The object (params0: centred at the origin) `gap` in front of a body part, moved towards the
         camera until it can hide `goal`: (coverage, centre, mask, lift, towards camera, slide direction,
         params0)."""
-        pts0 = object_surface_points(kind, params0)
-        lift = -float(object_vertices(kind, params0)[:, 1].min())   # centre height: lowest point on y = 0
+        pts0, verts0, key = self._object_mesh(kind, params0)
+        lift = -float(verts0[:, 1].min())       # centre height: lowest point on y = 0
         if held:
             toward = self.cam_pos - part
             dist = np.linalg.norm(toward)
@@ -305,7 +323,7 @@ class OcclusionPlanner:
         max_gap = max(dist - back - float(np.max(pts0 @ toward)) - NEAR - 0.2, 0.05)
         oc_gap0 = self.cfg.object.gap[0]        # gaps: from the body part to the object's back
         cands = []
-        mask_at = self._masker(pts0)
+        mask_at = self._masker(pts0, ("mask", *key))
         for g in _gaps(min(gap + back, max_gap), min(oc_gap0 + back, max_gap), max_gap):
             centre = self._support(base + toward * g, lift, held)
             mask = mask_at(centre)
@@ -314,6 +332,14 @@ class OcclusionPlanner:
                 break
         best = _pick(cands, goal)
         return (*best, lift, toward, direction, params0)
+
+    def _object_mesh(self, kind, params0):
+        """Surface points and vertices (float64) of an object centred at the origin, and its memo key."""
+        key = ("object", kind, params0.tobytes())
+        if key not in self.memo:
+            self.memo[key] = (object_surface_points(kind, params0),
+                              object_vertices(kind, params0).astype(np.float64))
+        return (*self.memo[key], key)
 
     def _support(self, centre, lift, held):
         """Grounded objects stand on y = 0; held ones keep their lowest point above it and their

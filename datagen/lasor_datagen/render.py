@@ -7,8 +7,7 @@ and, per object slot, one mesh per primitive kind. A sample only rewrites vertex
 
 Passes (both SEG: flat label colours, multisampling off, so every pixel is decided at its centre
 and label images are exact):
-1. target alone, drawn part by part from one buffer → part labels (1 + SMPL joint index) and the
-   target's own depth;
+1. target alone, 24 part nodes → part labels (1 + SMPL joint index) and the target's own depth;
 2. occluders alone (persons 32 + k, objects 64 + k), composited with pass 1 by depth: the label is an
    occluder's where it is strictly nearer than the target, else the target's (1) — exactly what one
    pass over the full scene gives (the target drawn first wins depth ties under GL_LESS, and a
@@ -77,13 +76,6 @@ class SceneRenderer:
                 continue
             vids, inverse = np.unique(fj, return_inverse=True)
             self.parts.append((j, vids, _DynamicMesh(self.scene, len(vids), inverse.reshape(-1, 3))))
-        # the fast path draws the same triangles, in the same order, from one buffer: faces sorted by
-        # part (stable), one ranged draw per part — one upload per sample instead of one per part
-        order = np.argsort(face_part, kind="stable")
-        self.target_by_part = _DynamicMesh(self.scene, n_vertices, faces[order])
-        counts = np.bincount(face_part, minlength=24)
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        self.part_ranges = [((j + 1, 0, 0), 3 * int(starts[j]), 3 * int(counts[j])) for j in range(24) if counts[j]]
         self.persons = [_DynamicMesh(self.scene, n_vertices, faces) for _ in range(max_persons)]
         self.objects = []
         for _ in range(max_objects):
@@ -96,28 +88,21 @@ class SceneRenderer:
         # first render uploads every buffer; later samples only overwrite them
         self.r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map={})
         self.fast = fast
-        self._program = self._colour_loc = self._VP = None
 
     def _seg_pass(self, node_colours):
-        """`_draw_pass` of whole meshes: {node: colour}."""
-        return self._draw_pass([(node.mesh.primitives[0], colour, 0, None) for node, colour in node_colours.items()])
-
-    def _draw_pass(self, draws):
         """pyrender's SEG forward pass, minus its per-draw overhead (program binding, 4 uniforms and
-        state per primitive) and its multisample buffer: bind the segmentation program once (camera
-        matrices computed once per sample), then per draw set its colour and draw `count` indices of
-        a primitive from index `first` (None: all). `draws`: (primitive, colour, first, count).
-        → (labels (H,W) uint8 = the colours' red, window depth (H,W) float32 with 1 where nothing was drawn)."""
+        state per primitive) and its multisample buffer: bind the segmentation program once, then per
+        mesh set its colour and draw. → (labels (H,W) uint8 = the colours' red, window depth (H,W)
+        float32 with 1 where nothing was drawn)."""
         import ctypes
 
         from OpenGL.GL import (GL_BACK, GL_BLEND, GL_COLOR_BUFFER_BIT, GL_CULL_FACE, GL_DEPTH_BUFFER_BIT,
                                GL_DEPTH_COMPONENT, GL_DEPTH_TEST, GL_FILL, GL_FLOAT, GL_FRAMEBUFFER,
                                GL_FRONT_AND_BACK, GL_LESS, GL_MULTISAMPLE, GL_ONE, GL_PACK_ALIGNMENT,
                                GL_PROGRAM_POINT_SIZE, GL_RED, GL_TRUE, GL_UNSIGNED_BYTE, GL_UNSIGNED_INT, GL_ZERO,
-                               glBindFramebuffer, glBindVertexArray, glBlendFunc, glClear, glClearColor, glCullFace,
-                               glDepthFunc, glDepthMask, glDepthRange, glDisable, glDrawElementsInstanced, glEnable,
-                               glFlush, glGetUniformLocation, glPixelStorei, glPolygonMode, glReadPixels, glUniform3f,
-                               glUniformMatrix4fv, glViewport)
+                               glBindFramebuffer, glBlendFunc, glClear, glClearColor, glCullFace, glDepthFunc,
+                               glDepthMask, glDepthRange, glDisable, glDrawElementsInstanced, glEnable, glFlush,
+                               glPixelStorei, glPolygonMode, glReadPixels, glViewport)
         from pyrender.constants import ProgramFlags, RenderFlags
 
         rr = self.r._renderer
@@ -132,31 +117,25 @@ class SceneRenderer:
         glClearColor(0.0, 0.0, 0.0, 1.0)
         glClear(GL_COLOR_BUFFER_BIT | GL_DEPTH_BUFFER_BIT)
         glDisable(GL_MULTISAMPLE)
-        if self._VP is None:
-            self._VP = rr._get_camera_matrices(self.scene)
-        if self._program is None:                         # every mesh here is positions-only: one program
-            self._program = rr._get_primitive_program(draws[0][0], RenderFlags.SEG | RenderFlags.OFFSCREEN,
-                                                      ProgramFlags.USE_MATERIAL)
-        program = self._program
+        V, P = rr._get_camera_matrices(self.scene)
+        first = next(iter(node_colours)).mesh.primitives[0]
+        program = rr._get_primitive_program(first, RenderFlags.SEG | RenderFlags.OFFSCREEN, ProgramFlags.USE_MATERIAL)
         program._bind()
-        if self._colour_loc is None:                      # uniform locations, looked up once
-            self._colour_loc, *self._matrix_locs = (glGetUniformLocation(program._program_id, name)
-                                                    for name in ("color", "V", "P", "M"))
-        for loc, m in zip(self._matrix_locs, (*self._VP, np.eye(4))):   # as pyrender's set_uniform does
-            glUniformMatrix4fv(loc, 1, GL_TRUE, m)
+        program.set_uniform("V", V)
+        program.set_uniform("P", P)
+        program.set_uniform("M", np.eye(4))
         glEnable(GL_CULL_FACE)
         glEnable(GL_BLEND)
         glCullFace(GL_BACK)
         glBlendFunc(GL_ONE, GL_ZERO)
         glPolygonMode(GL_FRONT_AND_BACK, GL_FILL)
         glDisable(GL_PROGRAM_POINT_SIZE)
-        for prim, colour, first, count in draws:
-            c = np.asarray(colour, np.float64) / 255.0    # what pyrender's set_uniform passes, as float32
-            glUniform3f(self._colour_loc, np.float32(c[0]), np.float32(c[1]), np.float32(c[2]))
-            glBindVertexArray(prim._vaid)
-            glDrawElementsInstanced(prim.mode, prim.indices.size if count is None else count, GL_UNSIGNED_INT,
-                                    ctypes.c_void_p(4 * first), 1)
-        glBindVertexArray(0)
+        for node, colour in node_colours.items():
+            prim = node.mesh.primitives[0]
+            program.set_uniform("color", np.asarray(colour, np.float64) / 255.0)
+            prim._bind()
+            glDrawElementsInstanced(prim.mode, prim.indices.size, GL_UNSIGNED_INT, ctypes.c_void_p(0), 1)
+            prim._unbind()
         program._unbind()
         glFlush()
         glPixelStorei(GL_PACK_ALIGNMENT, 1)
@@ -185,17 +164,14 @@ class SceneRenderer:
             self.camera.fx, self.camera.fy = float(K[0, 0]), float(K[1, 1])
             self.camera.cx, self.camera.cy = float(K[0, 2]), float(K[1, 2])
             self.scene.set_pose(self.cam_node, opengl_camera_pose(R, t))
-            self._VP = None                               # camera matrices: once per sample
+            for _, vids, mesh in self.parts:
+                mesh.upload(target_vertices[vids])
             if self.fast:
-                self.target_by_part.upload(target_vertices)
-                prim = self.target_by_part.prim
-                self._part, self._window = self._draw_pass([(prim, c, first, n) for c, first, n in self.part_ranges])
+                self._part, self._window = self._seg_pass(self.part_map)
                 target_depth = self._metric_depth(self._window.copy())
             else:
                 import pyrender
 
-                for _, vids, mesh in self.parts:
-                    mesh.upload(target_vertices[vids])
                 self.target.upload(target_vertices)
                 rgb, target_depth = self.r.render(self.scene, flags=pyrender.RenderFlags.SEG,
                                                   seg_node_map=self.part_map)
@@ -237,10 +213,7 @@ class SceneRenderer:
 
 def configure_gl_threads():
     """llvmpipe rasterises with one thread per core by default; workers sharing the cores fight over
-    them. LASOR_LP_THREADS (set by the orchestrator for its own workers: cores per worker), else the
-    cores this process may run on, caps that per process; with one core the worker rasterises in its
-    own thread (LP_NUM_THREADS=0: no hand-over to a second thread on the same core; same pixels)."""
-    if "LP_NUM_THREADS" in os.environ:
-        return
-    n = int(os.environ.get("LASOR_LP_THREADS") or len(os.sched_getaffinity(0)))
-    os.environ["LP_NUM_THREADS"] = str(n if n > 1 else 0)
+    them. LASOR_LP_THREADS (set by the orchestrator for its own workers) caps that per process."""
+    n = os.environ.get("LASOR_LP_THREADS")
+    if n and "LP_NUM_THREADS" not in os.environ:
+        os.environ["LP_NUM_THREADS"] = n

@@ -192,13 +192,14 @@ def frame_target(rng, ctx, v0, j0, c0, azimuth) -> Framed:
 
 # ---------------------------------------------------------------- occluders and render
 
-def _place(ctx, cam, verts, joints, body, d, person_verts, goal):
+def _place(ctx, cam, verts, joints, body, d, person_verts, goal, memo=None):
     """Occluders of one sample for a hidden-share goal: (planner, persons, objects); persons are
     (person, chosen pose, translation, world vertices), person_verts the BodyVolumes (at transl 0) of
     each person's candidate poses. Its randomness comes from the sample's own placement seed, so a retry with
-    another goal draws the same numbers."""
+    another goal draws the same numbers (and finds what they give in `memo`, see OcclusionPlanner)."""
     rng = np.random.default_rng(d["placement_seed"])
-    planner = OcclusionPlanner(ctx.recipe.occlusion, ctx.recipe.image_size, cam, verts, joints, ctx.faces, body)
+    planner = OcclusionPlanner(ctx.recipe.occlusion, ctx.recipe.image_size, cam, verts, joints, ctx.faces, body,
+                               memo)
     n_occ = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
     k_goal = 0
     persons = []
@@ -236,10 +237,10 @@ def occlude(ctx, f: Framed, d, person_v0, stats) -> Scene:
     front = sum(p["role"] == 1 for p in d["persons"]) + len(d["objects"])
     body = BodyVolume(f.verts, ctx.faces)      # the target's inside test, shared by the tries
     person_verts = [[BodyVolume(v, ctx.faces) for v in v0] for v0 in person_v0]
-    want, best = d["goal"], None
+    want, best, memo = d["goal"], None, {}
     for attempt in range(1 + OCC_RETRIES * (front > 0)):
         with stage("occluders"):
-            planner, persons, objects = _place(ctx, f.cam, f.verts, f.joints, body, d, person_verts, want)
+            planner, persons, objects = _place(ctx, f.cam, f.verts, f.joints, body, d, person_verts, want, memo)
             occluders = ([pv for *_, pv in persons],
                          [(kind, object_vertices(kind, params)) for kind, _, params in objects])
         if attempt == 0:
