@@ -1,16 +1,22 @@
-"""Datagen throughput at 256×256 with one occluding person and one object in every sample.
+"""Datagen throughput per worker and where its time goes.
 
-Runs the real pipeline (LocalCluster, one task per shard) with 1 and 2 workers, reports samples/s,
-the per-stage time split measured inside the tasks, the render-only ceiling (the two label passes
-of the same scenes), dataset MB per 1,000 samples, and the demo recipe's wall time.
+Default: for the demo and standard recipes (`--recipes`), one worker process, one thread, no cluster
+(`generate_shard` in-process after a warm-up shard), prints and records samples/s, the per-stage split
+per sample measured by the stage timers inside the generator (`lasor_datagen.timers`: pose sampling,
+shape/camera sampling, body forward, occluder planning incl. retries, inside tests, render passes,
+labels, compression + write), MB per 1,000 samples and the worker's peak RSS:
 
-    python bench/bench_datagen.py [--shards 4] [--samples 64] [--out bench/results/datagen.json]
+    python bench/bench_datagen.py [--recipes manifests/demo.yaml manifests/standard.yaml] [--shards 2]
 
---compare OTHER_TREE instead times the demo recipe's shards in this tree and in another checkout of the
-project (e.g. `git worktree add /tmp/base <commit>`), alternating the two, one process each, one thread,
-no cluster (generate_shard in-process after a warm-up shard), and reports samples/s and their ratio:
+--compare OTHER_TREE times a recipe's shards in this tree and in another checkout of the project
+(e.g. `git archive BASE | tar -x -C /tmp/base`), alternating the two, one process each, and reports
+samples/s, their ratio and each tree's split (an old tree reports the stages it had):
 
-    python bench/bench_datagen.py --compare /tmp/base [--shards 4] [--reps 2] [--out bench/results/datagen-compare.json]
+    python bench/bench_datagen.py --compare /tmp/base --recipe manifests/standard.yaml [--shards 2] [--reps 2]
+
+--cluster runs the real pipeline (LocalCluster, one task per shard) at 256² with one occluding person
+and one object in every sample, with 1 and 2 workers (and --external: through an external scheduler),
+and the render-only ceiling (single SEG passes).
 """
 
 from __future__ import annotations
@@ -142,65 +148,93 @@ def demo_wall(tmp):
 
 
 _SHARD_TIMER = """
-import json, os, sys, tempfile, time
+import json, os, resource, sys, tempfile, time
 from lasor_datagen.orchestrate import prepare
 from lasor_datagen import worker
 recipe, rdict, inputs, rhash, body = prepare(sys.argv[1])[:5]
-n_shards = int(sys.argv[2])
+first, n_shards = int(sys.argv[2]), int(sys.argv[3])
 with tempfile.TemporaryDirectory() as tmp:
-    worker.generate_shard(rdict, rhash, body, 0, tmp)              # warm-up: builds the worker context
-    t, n = time.perf_counter(), 0
-    for i in range(1, n_shards + 1):
-        n += worker.generate_shard(rdict, rhash, body, i, tmp)["n_samples"]
-    print(json.dumps({"samples": n, "s": time.perf_counter() - t}))
+    worker.generate_shard(rdict, rhash, body, first, tmp)          # warm-up: builds the worker context
+    t, c, n, nbytes, split = time.perf_counter(), time.process_time(), 0, 0, {}
+    for i in range(first + 1, first + 1 + n_shards):
+        rec = worker.generate_shard(rdict, rhash, body, i, tmp)
+        n, nbytes = n + rec["n_samples"], nbytes + rec["bytes"]
+        for k, v in rec["timing"].items():
+            split[k] = split.get(k, 0.0) + v
+    s, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"samples": n, "s": s, "cpu_s": cpu, "bytes": nbytes, "split_s": split,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def tree_label(path: str) -> str:
-    """What a result records instead of a checkout's path: its commit, or else its folder's name."""
-    r = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    ok = r.returncode == 0 and os.path.exists(os.path.join(path, ".git"))
-    return r.stdout.strip() if ok else os.path.basename(os.path.normpath(path))
+def time_shards(tree, recipe, shards, clock="cpu", first=0):
+    """generate_shard of `shards` shards of `recipe` (after a warm-up one) in a fresh one-thread process
+    running the sources of `tree`; its stage timers read `clock` ("cpu": process CPU time, ≈ 10 µs a
+    read, ≈ 2 % of a sample's time; "wall": ≈ 1 µs)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               LASOR_STAGE_CLOCK=clock, PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"),
+               PYTHONPATH=os.pathsep.join(os.path.join(tree, d) for d in ("shared", "datagen", "trainer")))
+    out = subprocess.run([sys.executable, "-c", _SHARD_TIMER, os.path.join(tree, recipe), str(first), str(shards)],
+                         cwd=tree, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{tree}: shard timer failed:\n{out.stderr[-2000:]}")
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "clock": clock}
 
 
-def compare(other, shards, reps):
-    """samples/s of the demo recipe in this tree and in `other`, alternating (see the module docstring)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"))
+def summarise(r):
+    """Per sample: CPU time of the worker process (all its threads; the per-worker cost, robust on a
+    shared machine), wall time, and the stage split (CPU ms; wall ms in --compare runs)."""
+    n = r["samples"]
+    return {"samples": n, "samples_per_cpu_s": round(n / r["cpu_s"], 2),
+            "cpu_ms_per_sample": round(1000 * r["cpu_s"] / n, 2),
+            "samples_per_s_wall": round(n / r["s"], 2), "wall_ms_per_sample": round(1000 * r["s"] / n, 2),
+            "stage_clock": r["clock"],
+            "split_ms_per_sample": {k: round(1000 * v / n, 3) for k, v in r["split_s"].items()},
+            "mb_per_1000_samples": round(r["bytes"] / 1e6 / n * 1000, 3), "peak_rss_mb": round(r["peak_rss_mb"], 1)}
+
+
+def split_table(name, res):
+    rows = [f"{name}: {res['samples_per_cpu_s']} samples per CPU-second ({res['cpu_ms_per_sample']} CPU ms/sample; "
+            f"wall {res['samples_per_s_wall']} samples/s), {res['mb_per_1000_samples']} MB per 1,000 samples, "
+            f"peak RSS {res['peak_rss_mb']} MB"]
+    total = res["wall_ms_per_sample" if res["stage_clock"] == "wall" else "cpu_ms_per_sample"]
+    for k, v in sorted(res["split_ms_per_sample"].items(), key=lambda kv: -kv[1]):
+        rows.append(f"  {k:<24}{v:9.3f} ms  {100 * v / total:5.1f} %")
+    return "\n".join(rows)
+
+
+def stages(recipes, shards):
+    """Per-stage split per sample of each recipe in this tree (see the module docstring)."""
+    res = {}
+    for recipe in recipes:
+        res[recipe] = summarise(time_shards(ROOT, recipe, shards))
+        print(split_table(recipe, res[recipe]), flush=True)
+    return {"mode": "one worker, one thread, generate_shard in-process after a warm-up shard",
+            "shards_timed": shards, "recipes": res}
+
+
+def compare(other, recipe, shards, reps):
+    """samples/s of `recipe` in this tree and in `other`, alternating (see the module docstring)."""
     trees = {"this": ROOT, "other": os.path.abspath(other)}
     runs = {k: [] for k in trees}
     for _ in range(reps):
         for name, tree in trees.items():
-            path = os.pathsep.join(os.path.join(tree, d) for d in ("shared", "datagen", "trainer"))
-            out = subprocess.run([sys.executable, "-c", _SHARD_TIMER, os.path.join(tree, "manifests", "demo.yaml"),
-                                  str(shards)], cwd=tree, env={**env, "PYTHONPATH": path}, capture_output=True,
-                                 text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            runs[name].append(round(r["samples"] / r["s"], 3))
-    best = {k: max(v) for k, v in runs.items()}
-    return {"recipe": "manifests/demo.yaml", "shards_timed": shards, "reps": reps, "other_tree": tree_label(trees["other"]),
-            "samples_per_s": runs, "best_samples_per_s": best,
-            "time_per_sample_this_over_other": round(best["other"] / best["this"], 3)}
+            runs[name].append(summarise(time_shards(tree, recipe, shards, clock="wall")))
+            print(split_table(f"{name} ({recipe})", runs[name][-1]), flush=True)
+    best = {k: max(v, key=lambda r: r["samples_per_cpu_s"]) for k, v in runs.items()}
+    speed = {k: [r["samples_per_cpu_s"] for r in v] for k, v in runs.items()}
+    wall = {k: [r["samples_per_s_wall"] for r in v] for k, v in runs.items()}
+    return {"recipe": recipe, "shards_timed": shards, "reps": reps,
+            "other_tree": os.path.relpath(trees["other"], ROOT) if trees["other"].startswith(ROOT) else "OTHER_TREE",
+            "samples_per_cpu_s": speed, "samples_per_s_wall": wall,
+            "speedup_this_over_other_cpu": round(best["this"]["samples_per_cpu_s"]
+                                                 / best["other"]["samples_per_cpu_s"], 3),
+            "speedup_per_rep_cpu": [round(a / b, 3) for a, b in zip(speed["this"], speed["other"])],
+            "speedup_per_rep_wall": [round(a / b, 3) for a, b in zip(wall["this"], wall["other"])],
+            "best_runs": best}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--shards", type=int, default=4)
-    ap.add_argument("--samples", type=int, default=64)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "datagen.json"))
-    ap.add_argument("--skip-demo", action="store_true")
-    ap.add_argument("--compare", metavar="OTHER_TREE", help="Compare demo-recipe samples/s with another checkout.")
-    ap.add_argument("--reps", type=int, default=2, help="Alternations for --compare.")
-    ap.add_argument("--external", action="store_true",
-                    help="Also measure 1 and 2 workers through an external scheduler on 127.0.0.1.")
-    args = ap.parse_args()
-    if args.compare:
-        result = compare(args.compare, args.shards, args.reps)
-        out = args.out if args.out != ap.get_default("out") else os.path.join(ROOT, "bench", "results",
-                                                                              "datagen-compare.json")
-        with open(out, "w") as f:
-            json.dump(result, f, indent=1)
-        print(json.dumps(result, indent=1))
-        return
+def cluster(args):
     from lasor_datagen.gl import select_gl_platform
 
     gl = select_gl_platform()
@@ -215,11 +249,38 @@ def main():
         if args.external:
             result["external_scheduler_runs"] = [run_external(w, args.shards, args.samples, tmp) for w in (1, 2)]
             e1, e2 = result["external_scheduler_runs"]
-            result["external_scaling_2_over_1_workers"] = round(e2["samples_per_s_in_tasks"] / e1["samples_per_s_in_tasks"], 2)
+            result["external_scaling_2_over_1_workers"] = round(e2["samples_per_s_in_tasks"]
+                                                                / e1["samples_per_s_in_tasks"], 2)
         if not args.skip_demo:
             result["demo_wall_s"] = demo_wall(tmp)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipes", nargs="+", default=["manifests/demo.yaml", "manifests/standard.yaml"],
+                    help="Recipes (paths relative to the tree) for the per-stage split.")
+    ap.add_argument("--recipe", default="manifests/standard.yaml", help="Recipe for --compare.")
+    ap.add_argument("--shards", type=int, default=2, help="Shards timed per measurement (after a warm-up one).")
+    ap.add_argument("--out", help="JSON written (default bench/results/datagen-stages.json, "
+                                  "datagen-compare.json with --compare, datagen.json with --cluster).")
+    ap.add_argument("--compare", metavar="OTHER_TREE", help="Compare samples/s with another checkout.")
+    ap.add_argument("--reps", type=int, default=2, help="Alternations for --compare.")
+    ap.add_argument("--cluster", action="store_true", help="The LocalCluster run with 1 and 2 workers at 256².")
+    ap.add_argument("--samples", type=int, default=64, help="Samples per shard for --cluster.")
+    ap.add_argument("--skip-demo", action="store_true", help="--cluster: skip the demo recipe's wall time.")
+    ap.add_argument("--external", action="store_true",
+                    help="--cluster: also measure 1 and 2 workers through an external scheduler on 127.0.0.1.")
+    args = ap.parse_args()
+    if args.compare:
+        result, name = compare(args.compare, args.recipe, args.shards, args.reps), "datagen-compare.json"
+    elif args.cluster:
+        result, name = cluster(args), "datagen.json"
+    else:
+        result, name = stages(args.recipes, args.shards), "datagen-stages.json"
+    out = args.out or os.path.join(ROOT, "bench", "results", name)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
         json.dump(result, f, indent=1)
     print(json.dumps(result, indent=1))
 

@@ -104,7 +104,9 @@ def test_held_objects_pushed_towards_a_low_camera_stay_above_the_ground():
 
     from lasor_shared.body_model import load_body_model
     from lasor_datagen.recipe import parse_recipe
-    from lasor_datagen.samplers import OcclusionPlanner, frame_camera, ground_transl
+    from lasor_datagen.framing import frame_camera
+    from lasor_datagen.occlusion import OcclusionPlanner
+    from lasor_datagen.samplers import ground_transl
     from lasor_datagen.scene import object_vertices
 
     m = load_body_model(None)

@@ -22,6 +22,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from lasor_datagen.timers import stage
+
 PENETRATION_TOL = 0.005   # m: deeper than this counts as interpenetration while placing (audit: 1 cm)
 VOXEL = 0.03              # m: cells of the inside/outside grid (edges of the body mesh reach 6 cm)
 SLACK = 0.75              # capsules may overlap by 25 % of their radii (soft tissue, touching)
@@ -119,6 +121,10 @@ class BodyVolume:
 
     def depth(self, points: np.ndarray) -> float:
         """Deepest penetration (m) of `points` into the body; 0 when none is inside."""
+        with stage("inside_tests"):
+            return self._depth(points)
+
+    def _depth(self, points: np.ndarray) -> float:
         p = np.asarray(points)
         keep = np.ones(len(p), bool)
         for k in range(3):
@@ -154,8 +160,9 @@ def convex_planes(vertices: np.ndarray, faces: np.ndarray):
 def convex_depth(planes, points: np.ndarray) -> float:
     """Deepest penetration (m) of points into a convex mesh given by its planes; 0 when none."""
     n, d = planes
-    s = (np.asarray(points, np.float64) @ n.T - d).max(1)
-    return float(max(-s.min(), 0.0)) if len(s) else 0.0
+    with stage("inside_tests"):
+        s = (np.asarray(points, np.float64) @ n.T - d).max(1)
+        return float(max(-s.min(), 0.0)) if len(s) else 0.0
 
 
 # ---------------------------------------------------------------- self-contact (capsules)

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import signal
 import threading
 import time
@@ -307,14 +306,6 @@ def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform,
         except (TimeoutError, OSError):
             pass  # on a loaded machine reaping worker processes can time out; every result is already in
     return timings
-
-
-def remove_dataset(out):
-    """Delete the files lasor wrote into a dataset folder (not the folder's other content)."""
-    for p in _our_files(out):
-        os.unlink(p)
-    if os.path.isdir(out) and not os.listdir(out):
-        shutil.rmtree(out)
 
 
 def verify(dataset_dir, recipe_path=None, log=print):

@@ -25,6 +25,7 @@ import os
 import numpy as np
 
 from lasor_shared.camera import opengl_camera_pose
+from lasor_datagen.timers import stage
 
 TARGET, PERSON0, OBJECT0 = 1, 32, 64
 KINDS = ("box", "cylinder", "sphere", "slab", "prism")
@@ -158,50 +159,53 @@ class SceneRenderer:
         persons: list of (V,3) vertex arrays; objects: list of (kind name, (Vk,3) vertices).
         Returns part (H,W) uint8, target depth (H,W) float32, labels (H,W) uint8, depth (H,W) float32.
         """
-        self.r._platform.make_current()
-        self.camera.fx, self.camera.fy = float(K[0, 0]), float(K[1, 1])
-        self.camera.cx, self.camera.cy = float(K[0, 2]), float(K[1, 2])
-        self.scene.set_pose(self.cam_node, opengl_camera_pose(R, t))
-        for _, vids, mesh in self.parts:
-            mesh.upload(target_vertices[vids])
-        if self.fast:
-            self._part, self._window = self._seg_pass(self.part_map)
-            target_depth = self._metric_depth(self._window.copy())
-        else:
-            import pyrender
+        with stage("render"):
+            self.r._platform.make_current()
+            self.camera.fx, self.camera.fy = float(K[0, 0]), float(K[1, 1])
+            self.camera.cx, self.camera.cy = float(K[0, 2]), float(K[1, 2])
+            self.scene.set_pose(self.cam_node, opengl_camera_pose(R, t))
+            for _, vids, mesh in self.parts:
+                mesh.upload(target_vertices[vids])
+            if self.fast:
+                self._part, self._window = self._seg_pass(self.part_map)
+                target_depth = self._metric_depth(self._window.copy())
+            else:
+                import pyrender
 
-            self.target.upload(target_vertices)
-            rgb, target_depth = self.r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=self.part_map)
-            self._part = np.ascontiguousarray(rgb[..., 0])
-        labels, depth = self.relabel(persons, objects)
-        return self._part.copy(), target_depth, labels, depth
+                self.target.upload(target_vertices)
+                rgb, target_depth = self.r.render(self.scene, flags=pyrender.RenderFlags.SEG,
+                                                  seg_node_map=self.part_map)
+                self._part = np.ascontiguousarray(rgb[..., 0])
+            labels, depth = self.relabel(persons, objects)
+            return self._part.copy(), target_depth, labels, depth
 
     def relabel(self, persons=(), objects=()):
         """Pass 2 alone with other occluders, same camera and target as the last `render` (the target's
         own pass does not depend on them): labels (H,W) uint8, depth (H,W) float32."""
-        self.r._platform.make_current()
-        occluders = {}
-        for k, v in enumerate(persons):
-            self.persons[k].upload(v)
-            occluders[self.persons[k].node] = (PERSON0 + k, 0, 0)
-        for k, (kind, v) in enumerate(objects):
-            mesh = self.objects[k][kind]
-            mesh.upload(v)
-            occluders[mesh.node] = (OBJECT0 + k, 0, 0)
-        if not self.fast:
-            import pyrender
+        with stage("render"):
+            self.r._platform.make_current()
+            occluders = {}
+            for k, v in enumerate(persons):
+                self.persons[k].upload(v)
+                occluders[self.persons[k].node] = (PERSON0 + k, 0, 0)
+            for k, (kind, v) in enumerate(objects):
+                mesh = self.objects[k][kind]
+                mesh.upload(v)
+                occluders[mesh.node] = (OBJECT0 + k, 0, 0)
+            if not self.fast:
+                import pyrender
 
-            rgb, depth = self.r.render(self.scene, flags=pyrender.RenderFlags.SEG,
-                                       seg_node_map={self.target.node: (TARGET, 0, 0), **occluders})
-            return np.ascontiguousarray(rgb[..., 0]), depth
-        labels = np.where(self._part > 0, TARGET, 0).astype(np.uint8)
-        window = self._window.copy()
-        if occluders:
-            occ_labels, occ_window = self._seg_pass(occluders)
-            front = occ_window < window                     # strictly nearer: the target wins ties
-            labels[front] = occ_labels[front]
-            window[front] = occ_window[front]
-        return labels, self._metric_depth(window)
+                rgb, depth = self.r.render(self.scene, flags=pyrender.RenderFlags.SEG,
+                                           seg_node_map={self.target.node: (TARGET, 0, 0), **occluders})
+                return np.ascontiguousarray(rgb[..., 0]), depth
+            labels = np.where(self._part > 0, TARGET, 0).astype(np.uint8)
+            window = self._window.copy()
+            if occluders:
+                occ_labels, occ_window = self._seg_pass(occluders)
+                front = occ_window < window                     # strictly nearer: the target wins ties
+                labels[front] = occ_labels[front]
+                window[front] = occ_window[front]
+            return labels, self._metric_depth(window)
 
     def close(self):
         self.r.delete()

@@ -11,9 +11,15 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from lasor_datagen.timers import stage
+
 
 class ShardWriter:
     def __init__(self, path, schema: dict, n_samples: int, attrs: dict, rows: int, level: int = 4):
+        with stage("write"):
+            self._create(path, schema, n_samples, attrs, rows, level)
+
+    def _create(self, path, schema, n_samples, attrs, rows, level):
         self.f = h5py.File(path, "w", libver="earliest", track_order=False)
         self.n = n_samples
         for key in sorted(attrs):
@@ -31,12 +37,14 @@ class ShardWriter:
         missing = set(self.ds) - set(rows)
         if missing:
             raise KeyError(f"rows lack field(s) {sorted(missing)}")
-        for name, ds in self.ds.items():
-            data = np.asarray(rows[name], dtype=ds.dtype)
-            ds[start:start + len(data)] = data
+        with stage("write"):
+            for name, ds in self.ds.items():
+                data = np.asarray(rows[name], dtype=ds.dtype)
+                ds[start:start + len(data)] = data
 
     def close(self):
-        self.f.close()
+        with stage("write"):
+            self.f.close()
 
     def __enter__(self):
         return self
