@@ -31,7 +31,13 @@ def _start(recipe_path, out, hold):
     env = dict(os.environ, PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"), **hold_env(hold))
     return subprocess.Popen([sys.executable, "-m", "lasor_datagen.cli", "generate", str(recipe_path), "--out", str(out),
                              "--workers", "1", "--quiet"], start_new_session=True, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+
+
+def _sigint_default():
+    """Ctrl-C as in a terminal: a test runner started in the background (`make test &`, nohup, some CI)
+    ignores SIGINT, and a child would inherit that and never see the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_first_shard(out, proc, timeout=600):
