@@ -156,13 +156,6 @@ with tempfile.TemporaryDirectory() as tmp:
 """
 
 
-def tree_label(path: str) -> str:
-    """What a result records instead of a checkout's path: its commit, or else its folder's name."""
-    r = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    ok = r.returncode == 0 and os.path.exists(os.path.join(path, ".git"))
-    return r.stdout.strip() if ok else os.path.basename(os.path.normpath(path))
-
-
 def compare(other, shards, reps):
     """samples/s of the demo recipe in this tree and in `other`, alternating (see the module docstring)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"))
@@ -177,7 +170,7 @@ def compare(other, shards, reps):
             r = json.loads(out.stdout.strip().splitlines()[-1])
             runs[name].append(round(r["samples"] / r["s"], 3))
     best = {k: max(v) for k, v in runs.items()}
-    return {"recipe": "manifests/demo.yaml", "shards_timed": shards, "reps": reps, "other_tree": tree_label(trees["other"]),
+    return {"recipe": "manifests/demo.yaml", "shards_timed": shards, "reps": reps, "other_tree": trees["other"],
             "samples_per_s": runs, "best_samples_per_s": best,
             "time_per_sample_this_over_other": round(best["other"] / best["this"], 3)}
 
