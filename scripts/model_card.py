@@ -16,7 +16,7 @@ import platform
 
 import numpy as np
 
-from lasor_trainer.report_format import ablation_tables, fmt
+from lasor_trainer.report_format import ablation_tables, fmt as _f
 
 PREDICTORS = (("model", "this model"), ("mean_body_oracle_orient", "mean body, TRUE orientation"),
               ("mean_body", "mean body facing the camera (the regressor's start)"))
@@ -79,9 +79,9 @@ def breakdown_table(m: dict, group: str) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for b, per in m.get(group, {}).items():
         s, o = per["model"], per.get("mean_body_oracle_orient", {})
-        lines.append(f"| {b} | {s['n']} | {fmt(s['mpjpe_mm'])} | {fmt(s['pa_mpjpe_mm'])} | {fmt(s['pve_mm'])} | "
-                     f"{fmt(s['pve_t_sc_mm'])} | {fmt(s.get('sil_iou_pooled'), 3)} | {fmt(o.get('mpjpe_mm'))} / "
-                     f"{fmt(o.get('pve_mm'))} / {fmt(o.get('sil_iou_pooled'), 3)} |")
+        lines.append(f"| {b} | {s['n']} | {_f(s['mpjpe_mm'])} | {_f(s['pa_mpjpe_mm'])} | {_f(s['pve_mm'])} | "
+                     f"{_f(s['pve_t_sc_mm'])} | {_f(s.get('sil_iou_pooled'), 3)} | {_f(o.get('mpjpe_mm'))} / "
+                     f"{_f(o.get('pve_mm'))} / {_f(o.get('sil_iou_pooled'), 3)} |")
     return lines
 
 
@@ -121,7 +121,7 @@ def learning_curve(run_dir: str) -> list[str]:
         return []
     lines = ["| step | val MPJPE | val PVE |", "|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['step']} | {fmt(r.get('mpjpe_mm'))} | {fmt(r.get('pve_mm'))} |")
+        lines.append(f"| {r['step']} | {_f(r.get('mpjpe_mm'))} | {_f(r.get('pve_mm'))} |")
     return lines
 
 

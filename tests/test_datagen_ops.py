@@ -7,14 +7,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from dask_hold import hold_env
+from dask_hold import hold_env, wait_for_first_shard
 from lasor_datagen.cli import main
 from lasor_shared.hashing import sha256_file
 from lasor_shared.shards import LOCK_FILE, verify_dataset
@@ -31,17 +30,13 @@ def _start(recipe_path, out, hold):
     env = dict(os.environ, PYOPENGL_PLATFORM=os.environ.get("PYOPENGL_PLATFORM", "egl"), **hold_env(hold))
     return subprocess.Popen([sys.executable, "-m", "lasor_datagen.cli", "generate", str(recipe_path), "--out", str(out),
                              "--workers", "1", "--quiet"], start_new_session=True, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
 
 
-def _wait_for_first_shard(out, proc, timeout=600):
-    """Wait for the first shard's sidecar (whichever shard the worker ran first); the run is still going."""
-    t = time.time()
-    while not (os.path.isdir(out) and [f for f in os.listdir(out) if f.startswith("shard-") and f.endswith(".json")]):
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() - t < timeout, f"no shard appeared in {out}"
-        time.sleep(0.1)
-    assert proc.poll() is None
+def _sigint_default():
+    """Ctrl-C as in a terminal: a test runner started in the background (`make test &`, nohup, some CI)
+    ignores SIGINT, and a child would inherit that and never see the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
@@ -55,7 +50,7 @@ def test_second_run_into_the_same_folder_is_refused_and_temporaries_go(tmp_path,
     out, hold = tmp_path / "ds", tmp_path / "hold"
     proc = _start(recipe_path, out, hold)
     try:
-        _wait_for_first_shard(out, proc)
+        wait_for_first_shard(out, proc)
         # what a worker killed mid-shard leaves behind (its task is retried elsewhere)
         (out / "shard-00004.h5.tmp-99999-deadbeef").write_bytes(b"partial")
         other = tmp_path / "other.yaml"
@@ -79,7 +74,7 @@ def test_ctrl_c_is_one_line_prompt_and_resumable(tmp_path, recipe_path):
     out, hold = tmp_path / "ds", tmp_path / "hold"
     proc = _start(recipe_path, out, hold)
     try:
-        _wait_for_first_shard(out, proc)
+        wait_for_first_shard(out, proc)
         os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the CLI and its workers
         # closing the cluster takes 1-20 s depending on the machine's load: only a hang fails
         _, err = proc.communicate(timeout=300)

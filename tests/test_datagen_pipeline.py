@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from dask_hold import hold_env, wait_for_first_shard
 from lasor_datagen.cli import main
 from lasor_shared.shards import read_manifest, sha256_file, verify_dataset
 
@@ -141,12 +141,12 @@ def test_resume_after_kill(recipe_path, reference, tmp_path):
     out = str(tmp_path / "killed")
     cmd = [sys.executable, "-m", "lasor_datagen.cli", "generate", recipe_path, "--out", out, "--workers", "1",
            "--quiet", "--shards", "3"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hold = tmp_path / "hold"  # the worker holds after its first shard: the kill lands mid-run at any speed
+    hold.write_text("")
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, **hold_env(hold)))
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not os.path.exists(os.path.join(out, "shard-00000.json")):
-            time.sleep(0.1)
-        assert os.path.exists(os.path.join(out, "shard-00000.json")), "first shard never finished"
+        wait_for_first_shard(out, proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)                      # the CLI and its Dask workers
         proc.wait()
