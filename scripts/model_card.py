@@ -30,9 +30,9 @@ def overall_table(m: dict) -> list[str]:
     for key, name in PREDICTORS:
         if key in a:
             s = a[key]
-            lines.append(f"| {name} | {s['n']} | {fmt(s['mpjpe_mm'])} | {fmt(s.get('mpjpe_sc_mm'))} | {fmt(s['pa_mpjpe_mm'])} | "
-                         f"{fmt(s['pve_mm'])} | {fmt(s['pve_t_sc_mm'])} | {fmt(s.get('sil_iou_pooled'), 3)} | "
-                         f"{fmt(s.get('sil_iou_mean'), 3)} | {fmt(s.get('orient_err_deg'))} | {fmt(s.get('mpjpe_true_orient_mm'))} |")
+            lines.append(f"| {name} | {s['n']} | {_f(s['mpjpe_mm'])} | {_f(s.get('mpjpe_sc_mm'))} | {_f(s['pa_mpjpe_mm'])} | "
+                         f"{_f(s['pve_mm'])} | {_f(s['pve_t_sc_mm'])} | {_f(s.get('sil_iou_pooled'), 3)} | "
+                         f"{_f(s.get('sil_iou_mean'), 3)} | {_f(s.get('orient_err_deg'))} | {_f(s.get('mpjpe_true_orient_mm'))} |")
     return lines
 
 
@@ -41,7 +41,7 @@ def visibility_table(joints: dict) -> list[str]:
     if not joints:
         return []
     lines = ["| joint visibility in the image | joints | MPJPE (mm) |", "|---|---|---|"]
-    lines += [f"| {k} | {v['n']} | {fmt(v['mpjpe_mm'])} |" for k, v in joints["by_visibility"].items()]
+    lines += [f"| {k} | {v['n']} | {_f(v['mpjpe_mm'])} |" for k, v in joints["by_visibility"].items()]
     worst = sorted(joints["per_joint"].items(), key=lambda kv: -kv[1])[:6]
     lines += ["", "Worst joints (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in worst)]
     return lines
