@@ -66,7 +66,7 @@ def keypoint_line(cfg: dict) -> str:
     if k.get("mode") != "detector":
         return (f"- keypoint input: only keypoints with visibility codes {cfg['proxy']['input_visibility']}, at their "
                 "exact positions (the previous convention)")
-    return ("- keypoint input (lasor_trainer.inputs; training and test protocol alike): all keypoints as a detector "
+    return ("- keypoint input in training (lasor_trainer.inputs; the test protocol is below): all keypoints as a detector "
             f"gives them — position noise σ {k['noise_visible']:g} / {k['noise_self']:g} / {k['noise_hidden']:g} × the "
             "person's height for visible / self-occluded / hidden-by-occluder ones (the last no kinder than mediapipe's "
             f"measured error on covered joints), hidden ones missing with p {k['drop_hidden']:g}, confidences "
@@ -178,6 +178,7 @@ def main():
         L += ["", "Reproduce:", "", "```bash", a.command, "```"]
     L += ["", "## Held-out test set", "",
           f"- {info.get('samples')} samples of `{info.get('data')}` (same recipe, another seed), step {info.get('step')}",
+          f"- test keypoints: {info.get('test_keypoints', 'the checkpoint convention (older lasor-eval)')}",
           "- distances in mm (root-aligned, camera frame; PA = after Procrustes; PVE-T-SC = T-pose vertices after "
           "scale and translation alignment); IoU: the predicted body's silhouette vs the full (amodal) mask", ""]
     L += overall_table(m)
