@@ -19,7 +19,7 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "te
 
 @pytest.fixture(scope="module")
 def bodies():
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
 
     return Bodies()
 

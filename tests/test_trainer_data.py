@@ -15,7 +15,7 @@ from lasor_trainer.data import ShardBatchSampler, ShardDataset, collate, open_da
 
 @pytest.fixture(scope="module")
 def bodies():
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
 
     return Bodies()
 

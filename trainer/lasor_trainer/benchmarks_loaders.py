@@ -201,7 +201,7 @@ def evaluate_benchmark(checkpoint: str, out_dir: str, ssp3d_dir: str | None = No
                        male_model: str | None = None, female_model: str | None = None) -> dict:
     from lasor_trainer.evaluate import (PVE_T_SC_PROTOCOLS, load_checkpoint, run_evaluation, subset_loader,
                                         tpose_protocol, write_reports)
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
 
     dev = torch.device(device)
     model, cfg, ck = load_checkpoint(checkpoint, dev)
