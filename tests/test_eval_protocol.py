@@ -84,7 +84,7 @@ def _sequence(T=4):
 
 
 def test_3dpw_drops_frames_with_fewer_than_6_detected_joints(tmp_path, tiny_checkpoint):
-    from lasor_trainer.benchmarks_loaders import PW3D
+    from lasor_trainer.benchmarks import PW3D
     from lasor_trainer.bodies import Bodies
 
     path = tmp_path / "downtown_walking_00.pkl"
