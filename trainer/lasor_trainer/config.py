@@ -176,16 +176,21 @@ class TrainConfig:
     init: typing.Optional[str] = None  # fine-tune: start from this checkpoint's weights (fresh optimizer, step 0)
 
 
+def _section(cls):
+    """A config section: its dataclass with every default."""
+    return field(default_factory=cls)
+
+
 @dataclass
 class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    keypoints: KeypointConfig = field(default_factory=KeypointConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = _section(DataConfig)
+    proxy: ProxyConfig = _section(ProxyConfig)
+    keypoints: KeypointConfig = _section(KeypointConfig)
+    augment: AugmentConfig = _section(AugmentConfig)
+    model: ModelConfig = _section(ModelConfig)
+    loss: LossConfig = _section(LossConfig)
+    optim: OptimConfig = _section(OptimConfig)
+    train: TrainConfig = _section(TrainConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

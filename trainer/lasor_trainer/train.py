@@ -9,6 +9,9 @@
   loss trajectory continues exactly as if the run had not stopped;
 - CUDA: AMP (float16 autocast on the network, GradScaler; body model, losses and renderer stay in
   float32) and `torchrun` data-parallel training (DDP; each rank takes every world-th batch).
+
+`train` orchestrates named steps: `setup` (device, data, model, optimizer, loaders, renderer) → `RunLog`
+(rank 0's records) → per step `train_step`, `validate_and_log`, `save_checkpoint`.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import torch
 
 from lasor_shared.errors import LasorError
 from lasor_trainer import checkpoint as checkpoint_io
+from lasor_trainer.bodies import Bodies
 from lasor_trainer.config import Config
 from lasor_trainer.data import ShardBatchSampler, ShardDataset, collate, open_dataset, split_shards, worker_init
-from lasor_trainer.bodies import Bodies
+from lasor_trainer.evaluate import quick_validate
 from lasor_trainer.losses import compute_losses, make_renderer
 from lasor_trainer.model import Regressor
 
@@ -395,8 +399,6 @@ def save_checkpoint(run: Run, path: str, val_pve=None):
 
 def validate_and_log(run: Run, log: RunLog) -> dict:
     """Validation PVE/MPJPE on the held-out samples, logged; a new best is saved to best.pt."""
-    from lasor_trainer.evaluate import quick_validate
-
     t_val = time.perf_counter()
     train_s = log.train_seconds()
     val = quick_validate(run.model, run.val_loader, run.bodies, run.cfg, run.device)
