@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from lasor_trainer.decimate import cluster_decimate
-from lasor_trainer.bodies import Bodies
-from lasor_trainer.losses import render_silhouettes
+from lasor_trainer.bodies import Bodies, render_silhouettes
 
 
 @pytest.fixture(scope="module")

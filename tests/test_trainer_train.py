@@ -90,8 +90,8 @@ def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera, true_
     from lasor_trainer.data import ShardDataset, collate, open_dataset
     import torch
 
-    from lasor_trainer.bodies import Bodies
-    from lasor_trainer.losses import compute_losses, make_renderer, render_silhouettes
+    from lasor_trainer.bodies import Bodies, make_renderer, render_silhouettes
+    from lasor_trainer.losses import compute_losses
     from lasor_trainer.model import Regressor
 
     cfg = load_config(CONFIG, {"augment.enabled": False, "loss.silhouette_moves_camera": moves_camera,

@@ -1,5 +1,6 @@
 """The bodies the trainer poses: the prediction's neutral model, each sample's ground-truth model (by
-gender), and the coarse mesh the training loss may use instead of every vertex.
+gender), the coarse mesh the training loss may use instead of every vertex; and how a posed body is
+seen (keypoints projected, silhouettes rendered with the neural mesh renderer).
 
 Targets live in the camera frame, root-relative (see `lasor_trainer.losses`).
 """
@@ -11,6 +12,7 @@ import torch
 
 from lasor_shared.body_model import load_body_model
 from lasor_shared.shards import GENDERS
+from lasor_trainer.config import LossConfig
 from lasor_trainer.rotations import axis_angle_to_matrix
 
 
@@ -115,3 +117,39 @@ class Bodies:
                 joints[sel], verts[sel] = j, v
         return {"rotmats": rot, "betas": betas, "joints": joints, "vertices": verts,
                 "root": batch["joints3d"][:, 0], "coarse": coarse}
+
+
+def make_renderer(cfg: LossConfig, input_size: int, backend=None):
+    from lasor_trainer.neural_renderer import Renderer
+
+    return Renderer(image_size=cfg.silhouette_size, anti_aliasing=False, fill_back=False, camera_mode="projection",
+                    orig_size=input_size, near=0.05, far=1000.0, backend=backend)
+
+
+def _clip_tail(g: torch.Tensor, k: float) -> torch.Tensor:
+    """Tame Kato's heavy-tailed vertex gradients (≈ d/eps next to edges): per sample, clamp each
+    component to k × the mean magnitude of the non-zero components."""
+    a = g.abs()
+    nz = (a > 0).sum((1, 2), keepdim=True).clamp_min(1)
+    limit = k * a.sum((1, 2), keepdim=True) / nz
+    return torch.maximum(torch.minimum(g, limit), -limit)
+
+
+def render_silhouettes(renderer, vertices_rel, T, K, faces, tail_clip: float = 0.0):
+    """Silhouettes of root-relative vertices placed at camera-frame T, rendered with crop intrinsics K.
+
+    tail_clip > 0 clamps the heavy tail of the renderer's vertex gradients (see `_clip_tail`)."""
+    B = vertices_rel.shape[0]
+    T = torch.cat([T[:, :2], T[:, 2:].clamp_min(0.3)], 1)
+    v = (vertices_rel + T[:, None]).float()
+    if v.requires_grad and tail_clip > 0:
+        v.register_hook(lambda g: _clip_tail(g, tail_clip))
+    eye = torch.eye(3, device=v.device).expand(B, 3, 3)
+    return renderer.render_silhouettes(v, faces[None], K=K.float(), R=eye,
+                                       t=torch.zeros(B, 1, 3, device=v.device))
+
+
+def project_points(points_cam, K):
+    z = points_cam[..., 2:].clamp_min(1e-3)
+    uv = points_cam[..., :2] / z
+    return torch.einsum("bij,bnj->bni", K[:, :2, :2], uv) + K[:, None, :2, 2]

@@ -32,11 +32,10 @@ from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import SMPL24_NAMES, VISIBILITY_NAMES
 from lasor_trainer import metrics as M
 from lasor_trainer.benchmarks import PW3D, SSP3D
-from lasor_trainer.bodies import Bodies
+from lasor_trainer.bodies import Bodies, project_points, render_silhouettes
 from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.config import Config
 from lasor_trainer.data import ShardDataset, collate, open_dataset
-from lasor_trainer.losses import project_points, render_silhouettes
 from lasor_trainer.model import FACING_CAMERA, cam_to_translation
 from lasor_trainer.report_format import fmt
 

@@ -1,4 +1,4 @@
-"""The training losses (the bodies they compare come from `lasor_trainer.bodies`).
+"""The training losses (the bodies they compare, projected and rendered, come from `lasor_trainer.bodies`).
 
 Targets live in the CAMERA frame, root-relative: the network sees an image crop, so the global
 orientation it can know is R_cam·R_global (camera rotation times the body's world orientation);
@@ -31,45 +31,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lasor_trainer.bodies import Bodies
+from lasor_trainer.bodies import Bodies, project_points, render_silhouettes
 from lasor_trainer.config import LossConfig
 from lasor_trainer.model import cam_to_translation, translation_to_cam
-
-def make_renderer(cfg: LossConfig, input_size: int, backend=None):
-    from lasor_trainer.neural_renderer import Renderer
-
-    return Renderer(image_size=cfg.silhouette_size, anti_aliasing=False, fill_back=False, camera_mode="projection",
-                    orig_size=input_size, near=0.05, far=1000.0, backend=backend)
-
-
-def _clip_tail(g: torch.Tensor, k: float) -> torch.Tensor:
-    """Tame Kato's heavy-tailed vertex gradients (≈ d/eps next to edges): per sample, clamp each
-    component to k × the mean magnitude of the non-zero components."""
-    a = g.abs()
-    nz = (a > 0).sum((1, 2), keepdim=True).clamp_min(1)
-    limit = k * a.sum((1, 2), keepdim=True) / nz
-    return torch.maximum(torch.minimum(g, limit), -limit)
-
-
-def render_silhouettes(renderer, vertices_rel, T, K, faces, tail_clip: float = 0.0):
-    """Silhouettes of root-relative vertices placed at camera-frame T, rendered with crop intrinsics K.
-
-    tail_clip > 0 clamps the heavy tail of the renderer's vertex gradients (see `_clip_tail`)."""
-    B = vertices_rel.shape[0]
-    T = torch.cat([T[:, :2], T[:, 2:].clamp_min(0.3)], 1)
-    v = (vertices_rel + T[:, None]).float()
-    if v.requires_grad and tail_clip > 0:
-        v.register_hook(lambda g: _clip_tail(g, tail_clip))
-    eye = torch.eye(3, device=v.device).expand(B, 3, 3)
-    return renderer.render_silhouettes(v, faces[None], K=K.float(), R=eye,
-                                       t=torch.zeros(B, 1, 3, device=v.device))
-
-
-def project_points(points_cam, K):
-    z = points_cam[..., 2:].clamp_min(1e-3)
-    uv = points_cam[..., :2] / z
-    return torch.einsum("bij,bnj->bni", K[:, :2, :2], uv) + K[:, None, :2, 2]
-
 
 def compute_losses(pred: dict, tgt: dict, batch: dict, bodies: Bodies, cfg: LossConfig, input_size: int,
                    renderer=None, timer=None) -> tuple[torch.Tensor, dict, dict]:

@@ -28,11 +28,11 @@ import torch
 
 from lasor_shared.errors import LasorError
 from lasor_trainer import checkpoint as checkpoint_io
-from lasor_trainer.bodies import Bodies
+from lasor_trainer.bodies import Bodies, make_renderer
 from lasor_trainer.config import Config
 from lasor_trainer.data import ShardBatchSampler, ShardDataset, collate, open_dataset, split_shards, worker_init
 from lasor_trainer.evaluate import quick_validate
-from lasor_trainer.losses import compute_losses, make_renderer
+from lasor_trainer.losses import compute_losses
 from lasor_trainer.model import Regressor
 
 CKPT_VERSION = 1
