@@ -65,7 +65,7 @@ def main():
 
     from lasor_trainer.config import load_config, parse_value
     from lasor_trainer.data import ShardDataset, collate, open_dataset
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
     from lasor_trainer.train import train
 
     ov = {k: parse_value(v) for k, v in (s.split("=", 1) for s in a.set)}

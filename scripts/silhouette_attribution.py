@@ -31,7 +31,7 @@ def attribute(checkpoint: str, data: str, max_samples: int = 0, batch_size: int 
     from lasor_trainer.checkpoint import load_model
     from lasor_trainer.data import EVAL_IOU_SIZE, ShardDataset, open_dataset
     from lasor_trainer.evaluate import subset_loader
-    from lasor_trainer.losses import Bodies, render_silhouettes
+    from lasor_trainer.bodies import Bodies, render_silhouettes
     from lasor_trainer.model import cam_to_translation
     from lasor_trainer.neural_renderer import Renderer
 

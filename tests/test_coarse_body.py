@@ -1,11 +1,11 @@
-"""The training loss's coarse body (lasor_trainer.decimate + losses.CoarseBody) stands for the full one."""
+"""The training loss's coarse body (lasor_trainer.decimate + bodies.CoarseBody) stands for the full one."""
 
 import numpy as np
 import pytest
 import torch
 
 from lasor_trainer.decimate import cluster_decimate
-from lasor_trainer.losses import Bodies, render_silhouettes
+from lasor_trainer.bodies import Bodies, render_silhouettes
 
 
 @pytest.fixture(scope="module")

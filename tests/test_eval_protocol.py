@@ -84,8 +84,8 @@ def _sequence(T=4):
 
 
 def test_3dpw_drops_frames_with_fewer_than_6_detected_joints(tmp_path, tiny_checkpoint):
-    from lasor_trainer.benchmarks_loaders import PW3D
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.benchmarks import PW3D
+    from lasor_trainer.bodies import Bodies
 
     path = tmp_path / "downtown_walking_00.pkl"
     with open(path, "wb") as f:
@@ -105,7 +105,7 @@ def test_pve_t_sc_protocols(tmp_path, tiny_checkpoint, tiny_dataset):
     """gendered (SSP-3D's own code) vs neutral ground-truth T-pose: named in the report, and different
     numbers for gendered subjects."""
     from lasor_trainer.evaluate import tpose_protocol
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
 
     bodies = Bodies()
     name, models = tpose_protocol(bodies)

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 import torch
 from lasor_trainer.rotations import axis_angle_to_matrix
-from lasor_trainer.losses import Bodies, render_silhouettes
+from lasor_trainer.bodies import Bodies, render_silhouettes
 from lasor_trainer.model import FACING_CAMERA
 from lasor_trainer.neural_renderer import Renderer
 
@@ -87,7 +87,7 @@ def test_render_calls_leave_torch_threads_alone(torch_threads):
     import numba
 
     from lasor_trainer.config import LossConfig
-    from lasor_trainer.losses import Bodies, make_renderer, render_silhouettes
+    from lasor_trainer.bodies import Bodies, make_renderer, render_silhouettes
 
     prev = torch.get_num_threads()
     numba_prev = numba.get_num_threads()

@@ -77,7 +77,7 @@ def test_sanitize_and_vector():
 @pytest.fixture(scope="module")
 def ds(tiny_dataset):
     cfg = load_config(CONFIG, {"data.val_shards": 1})
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
 
     info = open_dataset(tiny_dataset, expected_sha=Bodies(None).expected_sha)
     return ShardDataset(info, [0], cfg, train=False), cfg

@@ -19,7 +19,7 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "te
 
 @pytest.fixture(scope="module")
 def bodies():
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
 
     return Bodies()
 
@@ -62,7 +62,7 @@ def test_ssp3d_loader_and_eval(tmp_path, bodies, checkpoint):
         kps.append(np.concatenate([uv, np.ones((17, 1))], 1))
     np.savez(root / "labels.npz", fnames=np.array(fnames), shapes=shapes, poses=poses, cam_trans=trans,
              joints2D=np.array(kps), bbox_centres=np.zeros((n, 2)), bbox_whs=np.full(n, 512.0), genders=np.array(["m", "f", "m"]))
-    from lasor_trainer.benchmarks_loaders import SSP3D
+    from lasor_trainer.benchmarks import SSP3D
 
     ds = SSP3D(str(root), load_config(CONFIG), bodies)
     raw = ds.raw(0)
@@ -89,7 +89,7 @@ def _pw3d_sequence(bodies, T=3):
     for t in range(T):
         _, uv = _render(bodies, poses[t], np.zeros(10), np.zeros(3), K, cam_poses[t, :3, :3], cam_poses[t, :3, 3], 1920, 1080)
         k18 = np.zeros((18, 3))
-        from lasor_trainer.benchmarks_loaders import COCO18_TO_COCO17
+        from lasor_trainer.benchmarks import COCO18_TO_COCO17
 
         k18[list(COCO18_TO_COCO17), :2] = uv
         k18[list(COCO18_TO_COCO17), 2] = 0.9
@@ -104,7 +104,7 @@ def test_3dpw_loader_restricted_pickle_and_eval(tmp_path, bodies, checkpoint):
     path = tmp_path / "courtyard_hug_00.pkl"
     with open(path, "wb") as f:
         pickle.dump(seq, f, protocol=2)
-    from lasor_trainer.benchmarks_loaders import PW3D
+    from lasor_trainer.benchmarks import PW3D
     from lasor_shared.pw3d import read_sequence
 
     ds = PW3D(str(path), load_config(CONFIG), bodies)

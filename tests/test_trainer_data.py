@@ -15,7 +15,7 @@ from lasor_trainer.data import ShardBatchSampler, ShardDataset, collate, open_da
 
 @pytest.fixture(scope="module")
 def bodies():
-    from lasor_trainer.losses import Bodies
+    from lasor_trainer.bodies import Bodies
 
     return Bodies()
 
@@ -41,7 +41,7 @@ def test_open_and_split(dataset, bodies):
 
 def test_sample_fields_and_camera_consistency(dataset, bodies):
     """The GT body rendered with the crop intrinsics lands on the cropped amodal mask; keypoints too."""
-    from lasor_trainer.losses import make_renderer, project_points, render_silhouettes
+    from lasor_trainer.bodies import make_renderer, project_points, render_silhouettes
 
     c = cfg(**{"augment.enabled": False})
     info = open_dataset(dataset, expected_sha=bodies.expected_sha)

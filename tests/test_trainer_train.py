@@ -90,7 +90,8 @@ def test_silhouette_loss_can_leave_the_camera_alone(dataset, moves_camera, true_
     from lasor_trainer.data import ShardDataset, collate, open_dataset
     import torch
 
-    from lasor_trainer.losses import Bodies, compute_losses, make_renderer, render_silhouettes
+    from lasor_trainer.bodies import Bodies, make_renderer, render_silhouettes
+    from lasor_trainer.losses import compute_losses
     from lasor_trainer.model import Regressor
 
     cfg = load_config(CONFIG, {"augment.enabled": False, "loss.silhouette_moves_camera": moves_camera,
@@ -139,3 +140,35 @@ def test_init_fine_tunes_from_a_checkpoints_weights(dataset, tmp_path):
                                         "--init", a, "--set", "model.hidden=48", "--no-progress"])
     assert r.exit_code != 0 and "train.init" in r.output and "model config" in r.output
     assert not os.path.exists(tmp_path / "c" / "latest.pt")
+
+
+def test_training_steps_work_alone(dataset, tmp_path):
+    """set-up, one step, validation and checkpoint are separate functions: each does its one job."""
+    import torch
+
+    from lasor_trainer.train import RunLog, Timer, batch_to, save_checkpoint, setup, train_step, validate_and_log
+
+    cfg = load_config(CONFIG)
+    out = str(tmp_path / "run")
+    run = setup(dataset, out, cfg, resume=False, verify=False, echo=lambda *_: None)
+    assert run.step == 0 and run.val_loader is not None and run.renderer is not None
+    before = [p.detach().clone() for p in run.model.parameters()]
+    timer = Timer()
+    batch = batch_to(next(iter(run.loader)), run.device)
+    loss, parts = train_step(run, batch, timer)
+    assert run.step == 1 and torch.isfinite(loss) and "silhouette" in parts
+    assert {"forward", "body_gt", "body_pred", "renderer", "losses", "backward", "optimizer"} == set(timer.total)
+    assert any(not torch.equal(a, b) for a, b in zip(before, run.model.parameters()))
+    log = RunLog(run, resume=False, progress=False, echo=lambda *_: None)
+    log.start_clock()
+    val = validate_and_log(run, log)
+    log.close()
+    assert run.best == val["pve_mm"] > 0 and os.path.exists(os.path.join(out, "best.pt"))
+    line = json.loads(open(os.path.join(out, "val.jsonl")).read())
+    assert line["step"] == 1 and line["train_s"] >= 0
+    save_checkpoint(run, os.path.join(out, "latest.pt"))
+    again = setup(dataset, out, cfg, resume=True, verify=False, echo=lambda *_: None)
+    assert again.step == 1 and again.best == run.best
+    assert all(torch.equal(a, b) for a, b in zip(again.model.parameters(), run.model.parameters()))
+    run.train_ds.close()
+    again.train_ds.close()

@@ -141,7 +141,7 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
         res = evaluate(checkpoint, data_dir, out_dir, shards, batch_size, max_samples, not no_silhouette, device,
                        not no_verify, body_model, pve_t_sc, male_model, female_model, keypoint_protocol)
     else:
-        from lasor_trainer.benchmarks_loaders import evaluate_benchmark
+        from lasor_trainer.evaluate import evaluate_benchmark
 
         res = evaluate_benchmark(checkpoint, out_dir, ssp3d_dir=ssp3d_dir, pw3d_path=pw3d_path, batch_size=batch_size,
                                  max_samples=max_samples, with_silhouette=not no_silhouette, device=device,

@@ -1,8 +1,8 @@
 """Streaming access to lasor shards (HDF5) for training and evaluation.
 
-- `open_dataset(dir)` reads and (optionally) verifies `manifest.json`, using `lasor_shared.shards`
-  when it is available, otherwise a minimal reader of the fixed schema; it refuses a dataset whose
-  shards do not match the manifest or whose body model differs from the one the trainer uses.
+- `open_dataset(dir)` reads and (optionally) verifies the dataset through `lasor_shared.shards` (the
+  generator↔trainer contract); it refuses a dataset whose shards do not match the manifest or whose
+  body model differs from the one the trainer uses.
 - `ShardDataset` is map-style: an item is `(epoch, global_index)`. Each process (DataLoader worker)
   opens its own h5py handles lazily; it keeps the small per-sample arrays of a few recently used
   shards in memory and reads the (chunked, compressed) masks one sample at a time — the dataset is
@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,18 +24,16 @@ import h5py
 import numpy as np
 import torch
 
+from lasor_shared import shards
 from lasor_shared.errors import LasorError
-from lasor_shared.hashing import sha256_file
 from lasor_trainer import augment as aug
 from lasor_trainer import inputs
 from lasor_trainer import proxy
 from lasor_trainer.config import Config
 
-SMALL_FIELDS = ("keypoints_coco", "visibility_coco", "joints2d", "visibility_joints", "pose", "betas", "gender",
-                "transl", "joints3d", "cam_K", "cam_R", "cam_t", "azimuth", "elevation", "roll", "distance",
-                "focal", "visible_fraction", "occluder_type", "n_person_occluders", "n_object_occluders")
+# the per-sample fields of the target person (fixed shape: no image, no other-person or object slots)
+SMALL_FIELDS = tuple(k for k, (shape, _, _) in shards.FIELDS.items() if not {"H", "W", "KP", "KO"} & set(shape))
 REQUIRED_FIELDS = ("mask",) + SMALL_FIELDS
-GENDER_NAMES = ("neutral", "male", "female")  # gender codes 0, 1, 2
 
 
 @dataclass
@@ -55,96 +52,39 @@ class DatasetInfo:
         return int(sum(self.counts))
 
 
-def _manifest_shard_records(manifest: dict):
-    """[(file name, n_samples or None, sha256 or None)] from a manifest, tolerant of key spellings."""
-    recs = manifest.get("shards")
-    if isinstance(recs, dict):
-        recs = [dict(v, file=k) if isinstance(v, dict) else {"file": k} for k, v in recs.items()]
-    if not isinstance(recs, list) or not recs:
-        raise LasorError("manifest.json: no 'shards' list")
-    out = []
-    for i, r in enumerate(recs):
-        if isinstance(r, str):
-            r = {"file": r}
-        name = r.get("file") or r.get("name") or r.get("path") or r.get("filename")
-        if name is None and "index" in r:
-            name = f"shard-{int(r['index']):05d}.h5"
-        if name is None:
-            raise LasorError(f"manifest.json: shards[{i}] names no file")
-        n = r.get("n_samples", r.get("count", r.get("samples")))
-        out.append((os.path.basename(str(name)), None if n is None else int(n), r.get("sha256")))
-    return out
-
-
-def _find_key(d, names):
-    """Depth-first search for the first of `names` in nested dicts."""
-    if isinstance(d, dict):
-        for n in names:
-            if n in d and isinstance(d[n], (str, int)):
-                return d[n]
-        for v in d.values():
-            r = _find_key(v, names)
-            if r is not None:
-                return r
-    return None
-
-
-def _verify_own(root: str, records):
-    for name, n, sha in records:
-        path = os.path.join(root, name)
-        if not os.path.isfile(path):
-            raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
-        if sha is not None and sha256_file(path) != sha:
-            raise LasorError(f"{root}: shard {name} does not match its sha256 in manifest.json (altered or truncated)")
-        try:
-            with h5py.File(path, "r") as f:
-                missing = [k for k in REQUIRED_FIELDS if k not in f]
-                if missing:
-                    raise LasorError(f"{path}: missing field(s) {', '.join(missing)}")
-                count = f["mask"].shape[0]
-        except OSError as e:
-            raise LasorError(f"{path}: not a readable HDF5 shard ({e})") from None
-        if n is not None and count != n:
-            raise LasorError(f"{path}: {count} samples, manifest.json says {n}")
-
-
 def open_dataset(root: str, verify: bool = True, expected_sha=None) -> DatasetInfo:
     """Read (and verify) a dataset directory; refuse it if, for a gender it uses, its body model's sha256
     differs from `expected_sha(gender)` (the trainer's model for that gender)."""
-    mpath = os.path.join(root, "manifest.json")
+    mpath = os.path.join(root, shards.MANIFEST)
     if not os.path.isdir(root):
         raise LasorError(f"dataset {root}: no such directory")
     if not os.path.isfile(mpath):
         raise LasorError(f"dataset {root}: no manifest.json (an unfinished or foreign dataset)")
-    shared = None
-    try:
-        from lasor_shared import shards as shared  # noqa: PLC0415
-    except ImportError:
-        shared = None
-    if shared is not None and hasattr(shared, "read_manifest"):
-        manifest = shared.read_manifest(root)
-        if not isinstance(manifest, dict):
-            manifest = manifest.to_dict() if hasattr(manifest, "to_dict") else dict(vars(manifest))
-    else:
-        try:
-            with open(mpath) as f:
-                manifest = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise LasorError(f"{mpath}: unreadable ({e})") from None
-    records = _manifest_shard_records(manifest)
+    manifest = shards.read_manifest(root)
+    if not manifest["shards"]:
+        raise LasorError(f"{mpath}: no shards listed")
     if verify:
-        if shared is not None and hasattr(shared, "verify_dataset"):
-            result = shared.verify_dataset(root)
-            problems = _problems(result)
-            if problems:
-                raise LasorError(f"dataset {root} does not verify: {problems[0]}")
-        else:
-            _verify_own(root, records)
-    paths = [os.path.join(root, name) for name, _, _ in records]
+        problems = shards.verify_dataset(root)
+        if problems:
+            raise LasorError(f"dataset {root} does not verify: {problems[0]}")
+    paths = [os.path.join(root, r["file"]) for r in manifest["shards"]]
+    counts, size, sha, mid = _read_shards(root, paths)
+    sha = sha or (manifest.get("body_model") or {}).get("sha256")
+    mid = mid or (manifest.get("body_model") or {}).get("id")
+    if isinstance(mid, bytes):
+        mid = mid.decode()
+    if expected_sha is not None:
+        _check_body_model(root, manifest, sha, mid, expected_sha)
+    return DatasetInfo(root, manifest, paths, counts, size, sha, None if mid is None else str(mid))
+
+
+def _read_shards(root: str, paths: list) -> tuple[list, tuple, str | None, str | None]:
+    """(samples per shard, mask size, body model sha256, body model id) from the shards' fields and attributes;
+    refuses a missing or unreadable shard, missing fields, or shards made with different body models."""
     counts, sha, mid, size = [], None, None, None
-    for p, (name, n, _) in zip(paths, records):
+    for p in paths:
         if not os.path.isfile(p):
-            raise LasorError(f"{root}: shard {name} listed in manifest.json is missing")
+            raise LasorError(f"{root}: shard {os.path.basename(p)} listed in manifest.json is missing")
         try:
             with h5py.File(p, "r") as f:
                 missing = [k for k in REQUIRED_FIELDS if k not in f]
@@ -163,43 +103,22 @@ def open_dataset(root: str, verify: bool = True, expected_sha=None) -> DatasetIn
         elif s is not None and s != sha:
             raise LasorError(f"{p}: body model sha256 differs from the other shards")
         mid = mid or a.get("body_model_id")
-    sha = sha or _find_key(manifest.get("body_model", manifest), ("sha256", "body_model_sha256"))
-    mid = mid or _find_key(manifest.get("body_model", manifest), ("id", "model_id", "body_model_id"))
-    if isinstance(mid, bytes):
-        mid = mid.decode()
-    if expected_sha is not None:
-        per_gender = (manifest.get("inputs") or {}).get("body_models") or {}
-        if not per_gender:
-            if sha is None:
-                raise LasorError(f"dataset {root}: manifest names no body model sha256; cannot check it matches the trainer's")
-            per_gender = {"neutral": sha} if sha == expected_sha("neutral") else {"?": sha}
-        for g, s in per_gender.items():
-            want = expected_sha(g) if g in GENDER_NAMES else None
-            if s != want:
-                raise LasorError(f"dataset {root} was made with a different body model ({mid}, {g}: sha256 "
-                                 f"{str(s)[:12]}) than the trainer's ({str(want)[:12] if want else 'none for ' + g}); "
-                                 "pass the same body model with train.body_model")
-    return DatasetInfo(root, manifest, paths, counts, size, sha, None if mid is None else str(mid))
+    return counts, size, sha, mid
 
 
-def _problems(result):
-    """Normalise whatever verify_dataset returns (list of problems, report object/dict, bool)."""
-    if result is None or result is True:
-        return []
-    if result is False:
-        return ["verification failed"]
-    if isinstance(result, (list, tuple)):
-        return [str(p) for p in result]
-    if isinstance(result, dict):
-        if result.get("ok", True) and not result.get("problems") and not result.get("errors"):
-            return []
-        return [str(p) for p in (result.get("problems") or result.get("errors") or ["verification failed"])]
-    for attr in ("problems", "errors"):
-        if hasattr(result, attr):
-            return [str(p) for p in getattr(result, attr)]
-    if hasattr(result, "ok"):
-        return [] if result.ok else ["verification failed"]
-    return []
+def _check_body_model(root: str, manifest: dict, sha: str | None, mid, expected_sha) -> None:
+    """Refuse a dataset whose body model (per gender it uses) is not the trainer's `expected_sha(gender)`."""
+    per_gender = (manifest.get("inputs") or {}).get("body_models") or {}
+    if not per_gender:
+        if sha is None:
+            raise LasorError(f"dataset {root}: manifest names no body model sha256; cannot check it matches the trainer's")
+        per_gender = {"neutral": sha} if sha == expected_sha("neutral") else {"?": sha}
+    for g, s in per_gender.items():
+        want = expected_sha(g) if g in shards.GENDERS else None
+        if s != want:
+            raise LasorError(f"dataset {root} was made with a different body model ({mid}, {g}: sha256 "
+                             f"{str(s)[:12]}) than the trainer's ({str(want)[:12] if want else 'none for ' + g}); "
+                             "pass the same body model with train.body_model")
 
 
 def split_shards(n_shards: int, val_shards: int, val_fraction: float):
@@ -366,7 +285,8 @@ def make_sample(raw: dict, cfg: Config, rng: np.random.Generator | None, index: 
         "K": K,
         "kp2d": proxy.transform_points(A, kp_true).astype(np.float32),
         "kp_vis": vis.astype(np.int64),
-        "joint_vis": raw["visibility_joints"].astype(np.int64),
+        # real benchmarks (SSP-3D, 3DPW) carry no per-joint visibility: their joints count as visible (4)
+        "joint_vis": np.asarray(raw.get("visibility_joints", np.full(24, 4)), np.int64),
         "kp_conf": np.asarray(parts[3], np.float32),
         "pose": raw["pose"].astype(np.float32),
         "betas": raw["betas"].astype(np.float32),

@@ -17,6 +17,7 @@ Baseline silhouettes are placed at the true root position.
 
 Breakdowns: occluder type (none/person/object/both), occluded fraction (1 − visible fraction) bins,
 camera azimuth bins (0° = in front of the body). Writes metrics.json, report.md and PNG plots.
+`evaluate_benchmark` does the same on the real benchmarks (SSP-3D, 3DPW: `lasor_trainer.benchmarks`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ import torch
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import SMPL24_NAMES, VISIBILITY_NAMES
 from lasor_trainer import metrics as M
+from lasor_trainer.benchmarks import PW3D, SSP3D
+from lasor_trainer.bodies import Bodies, project_points, render_silhouettes
 from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.config import Config
 from lasor_trainer.data import ShardDataset, collate, open_dataset
 from lasor_trainer.inputs import test_protocol
-from lasor_trainer.losses import Bodies, project_points, render_silhouettes
 from lasor_trainer.model import FACING_CAMERA, cam_to_translation
+from lasor_trainer.report_format import fmt
 
 OCCLUDER_NAMES = ("none", "person", "object", "both")
 OCC_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0001)
@@ -233,10 +236,6 @@ def joint_breakdowns(res: dict) -> dict:
     return {"by_visibility": by_vis, "per_joint": per_joint, "betas_abs_err": betas}
 
 
-def _fmt(x, nd=1):
-    return "–" if x is None else f"{x:.{nd}f}"
-
-
 def markdown_report(table: dict, title: str, info: dict) -> str:
     lines = [f"# {title}", ""]
     for k, v in info.items():
@@ -248,11 +247,11 @@ def markdown_report(table: dict, title: str, info: dict) -> str:
               "PA-MPJPE | PVE | PVE-T-SC | sil IoU pooled | sil IoU mean | 2D kp err vis (px) | 2D kp err all (px) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p, s in a.items():
-        lines.append(f"| {p} | {s['n']} | {_fmt(s['mpjpe_mm'])} | {_fmt(s.get('mpjpe_sc_mm'))} | "
-                     f"{_fmt(s.get('mpjpe_true_orient_mm'))} | {_fmt(s.get('orient_err_deg'))} | "
-                     f"{_fmt(s['pa_mpjpe_mm'])} | {_fmt(s['pve_mm'])} | "
-                     f"{_fmt(s['pve_t_sc_mm'])} | {_fmt(s.get('sil_iou_pooled'), 3)} | {_fmt(s.get('sil_iou_mean'), 3)} | "
-                     f"{_fmt(s['kp2d_vis_px'])} | {_fmt(s['kp2d_all_px'])} |")
+        lines.append(f"| {p} | {s['n']} | {fmt(s['mpjpe_mm'])} | {fmt(s.get('mpjpe_sc_mm'))} | "
+                     f"{fmt(s.get('mpjpe_true_orient_mm'))} | {fmt(s.get('orient_err_deg'))} | "
+                     f"{fmt(s['pa_mpjpe_mm'])} | {fmt(s['pve_mm'])} | "
+                     f"{fmt(s['pve_t_sc_mm'])} | {fmt(s.get('sil_iou_pooled'), 3)} | {fmt(s.get('sil_iou_mean'), 3)} | "
+                     f"{fmt(s['kp2d_vis_px'])} | {fmt(s['kp2d_all_px'])} |")
     lines += ["", "Distances in mm (3D; root-aligned, 24 SMPL joints, camera frame) and original-image pixels (2D). "
               "IoU pooled = ΣTP/Σ(TP+FP+FN) over all pixels of the set; IoU mean = mean of per-image IoUs "
               "(predicted full body vs the full-body mask, in a 256² crop around that mask; images where both "
@@ -263,9 +262,9 @@ def markdown_report(table: dict, title: str, info: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         for b, per in table[g].items():
             s, base = per["model"], per.get("mean_body", {})
-            lines.append(f"| {b} | {s['n']} | {_fmt(s['mpjpe_mm'])} | {_fmt(s['pa_mpjpe_mm'])} | {_fmt(s['pve_mm'])} | "
-                         f"{_fmt(s['pve_t_sc_mm'])} | {_fmt(s.get('sil_iou_pooled'), 3)} | {_fmt(base.get('mpjpe_mm'))} | "
-                         f"{_fmt(base.get('pve_mm'))} |")
+            lines.append(f"| {b} | {s['n']} | {fmt(s['mpjpe_mm'])} | {fmt(s['pa_mpjpe_mm'])} | {fmt(s['pve_mm'])} | "
+                         f"{fmt(s['pve_t_sc_mm'])} | {fmt(s.get('sil_iou_pooled'), 3)} | {fmt(base.get('mpjpe_mm'))} | "
+                         f"{fmt(base.get('pve_mm'))} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -312,8 +311,8 @@ def _jsonable(x):
 def joint_report(jb: dict) -> str:
     lines = ["## What is left, per joint", "", "Mean joint error (mm, root-aligned) by the joint's visibility code "
              "in the image:", "", "| visibility | joints | MPJPE |", "|---|---|---|"]
-    lines += [f"| {k} | {v['n']} | {_fmt(v['mpjpe_mm'])} |" for k, v in jb["by_visibility"].items()]
-    lines += ["", "Per SMPL joint (mm): " + ", ".join(f"{k} {_fmt(v)}" for k, v in jb["per_joint"].items()), "",
+    lines += [f"| {k} | {v['n']} | {fmt(v['mpjpe_mm'])} |" for k, v in jb["by_visibility"].items()]
+    lines += ["", "Per SMPL joint (mm): " + ", ".join(f"{k} {fmt(v)}" for k, v in jb["per_joint"].items()), "",
               "Shape: mean |β error| per component, model vs the prior (mean shape):", "",
               "| | " + " | ".join(f"β{i}" for i in range(len(jb["betas_abs_err"]["model"]))) + " |",
               "|---|" + "---|" * len(jb["betas_abs_err"]["model"])]
@@ -411,3 +410,29 @@ def evaluate(checkpoint: str, data_dir: str, out_dir: str, shards: str = "auto",
             "test_keypoints": protocol_note}
     table = write_reports(res, out_dir, "lasor-eval report", meta)
     return {"table": table, "info": meta}
+
+
+def evaluate_benchmark(checkpoint: str, out_dir: str, ssp3d_dir: str | None = None, pw3d_path: str | None = None,
+                       batch_size: int = 32, max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu",
+                       body_model: str | None = None, stride: int = 1, pve_t_sc: str = "auto",
+                       male_model: str | None = None, female_model: str | None = None) -> dict:
+    """lasor-eval --ssp3d/--3dpw: a checkpoint on SSP-3D (folder) or 3DPW (oracle silhouettes); reports in `out_dir`."""
+    dev = torch.device(device)
+    model, cfg, ck = load_checkpoint(checkpoint, dev)
+    bodies = Bodies(body_model if body_model is not None else ck.get("body_model", {}).get("path"), dev)
+    protocol, tpose_models = tpose_protocol(bodies, pve_t_sc, male_model, female_model)
+    if ssp3d_dir is not None:
+        ds, name = SSP3D(ssp3d_dir, cfg, bodies), "SSP-3D"
+        frames = "all SSP-3D images"
+    else:
+        ds, name = PW3D(pw3d_path, cfg, bodies, stride), "3DPW (oracle silhouettes)"
+        frames = ds.frame_filter
+    idx, loader = subset_loader(ds, max_samples, batch_size)
+    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette, tpose_models=tpose_models)
+    info = {"benchmark": name, "source": os.path.abspath(ssp3d_dir or pw3d_path), "samples": int(len(idx)),
+            "frame_filter": frames, "pve_t_sc_protocol": f"{protocol}: {PVE_T_SC_PROTOCOLS[protocol]}",
+            "checkpoint": os.path.abspath(checkpoint), "body_model": bodies.pred.model_id,
+            "note": "24 SMPL joints (H36M-14 regressor protocols need real SMPL); numbers are comparable to "
+                    "published ones only with the real SMPL model"}
+    table = write_reports(res, out_dir, f"lasor-eval on {name}", info)
+    return {"table": table, "info": info}

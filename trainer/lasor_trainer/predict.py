@@ -28,7 +28,7 @@ from lasor_trainer.rotations import matrix_to_axis_angle
 from lasor_trainer.data import make_input
 from lasor_trainer.inputs import COCO_FLAG_CONFIDENCE
 from lasor_trainer.checkpoint import load_model as load_checkpoint
-from lasor_trainer.losses import Bodies
+from lasor_trainer.bodies import Bodies
 from lasor_trainer.model import cam_to_translation
 
 BODY25_TO_COCO17 = (0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11)

@@ -1,4 +1,5 @@
-"""Loaders for the real benchmarks users own — SSP-3D and 3DPW — into lasor's evaluation.
+"""The real benchmarks users own — SSP-3D and 3DPW — as datasets for lasor's evaluation
+(`evaluate.evaluate_benchmark` runs them).
 
 Each loader yields "raw" samples with the same fields as a shard sample (mask bits, COCO-17
 keypoints + visibility codes, pose/betas/gender, camera K/R/t, camera-frame joints3d, azimuth …),
@@ -29,8 +30,9 @@ from PIL import Image
 
 from lasor_shared.errors import LasorError
 from lasor_shared.pw3d import read_sequence
-from lasor_trainer.rotations import axis_angle_to_matrix
 from lasor_trainer.config import Config
+from lasor_trainer.data import make_sample
+from lasor_trainer.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 COCO18_TO_COCO17 = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
 GENDER = {"m": 1, "male": 1, "f": 2, "female": 2, "n": 0, "neutral": 0}
@@ -117,8 +119,6 @@ class SSP3D(torch.utils.data.Dataset):
                          j + self.lab["cam_trans"][i], azimuth_from_orient(pose[:3]))
 
     def __getitem__(self, i):
-        from lasor_trainer.data import make_sample
-
         return make_sample(self.raw(i), self.cfg, None, i)
 
 
@@ -184,41 +184,8 @@ class PW3D(torch.utils.data.Dataset):
         vis = np.where(kp[:, 2] > 0, 4, 0)
         joints_cam = (j + trans) @ R.T + tt
         orient_cam = (torch.as_tensor(R) @ axis_angle_to_matrix(torch.as_tensor(pose[:3]))).numpy()
-        from lasor_trainer.rotations import matrix_to_axis_angle
-
         az = azimuth_from_orient(matrix_to_axis_angle(torch.as_tensor(orient_cam)).numpy())
         return _base_raw((sil * 3).astype(np.uint8), kp[:, :2], vis, pose, betas, g, K, R, tt, joints_cam, az)
 
     def __getitem__(self, i):
-        from lasor_trainer.data import make_sample
-
         return make_sample(self.raw(i), self.cfg, None, i)
-
-
-def evaluate_benchmark(checkpoint: str, out_dir: str, ssp3d_dir: str | None = None, pw3d_path: str | None = None,
-                       batch_size: int = 32, max_samples: int = 0, with_silhouette: bool = True, device: str = "cpu",
-                       body_model: str | None = None, stride: int = 1, pve_t_sc: str = "auto",
-                       male_model: str | None = None, female_model: str | None = None) -> dict:
-    from lasor_trainer.evaluate import (PVE_T_SC_PROTOCOLS, load_checkpoint, run_evaluation, subset_loader,
-                                        tpose_protocol, write_reports)
-    from lasor_trainer.losses import Bodies
-
-    dev = torch.device(device)
-    model, cfg, ck = load_checkpoint(checkpoint, dev)
-    bodies = Bodies(body_model if body_model is not None else ck.get("body_model", {}).get("path"), dev)
-    protocol, tpose_models = tpose_protocol(bodies, pve_t_sc, male_model, female_model)
-    if ssp3d_dir is not None:
-        ds, name = SSP3D(ssp3d_dir, cfg, bodies), "SSP-3D"
-        frames = "all SSP-3D images"
-    else:
-        ds, name = PW3D(pw3d_path, cfg, bodies, stride), "3DPW (oracle silhouettes)"
-        frames = ds.frame_filter
-    idx, loader = subset_loader(ds, max_samples, batch_size)
-    res = run_evaluation(model, loader, bodies, cfg, dev, with_silhouette, tpose_models=tpose_models)
-    info = {"benchmark": name, "source": os.path.abspath(ssp3d_dir or pw3d_path), "samples": int(len(idx)),
-            "frame_filter": frames, "pve_t_sc_protocol": f"{protocol}: {PVE_T_SC_PROTOCOLS[protocol]}",
-            "checkpoint": os.path.abspath(checkpoint), "body_model": bodies.pred.model_id,
-            "note": "24 SMPL joints (H36M-14 regressor protocols need real SMPL); numbers are comparable to "
-                    "published ones only with the real SMPL model"}
-    table = write_reports(res, out_dir, f"lasor-eval on {name}", info)
-    return {"table": table, "info": info}
