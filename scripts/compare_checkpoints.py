@@ -22,7 +22,9 @@ def _tensors(obj, prefix=""):
 
 def differences(path_a: str, path_b: str) -> list[str]:
     """One line per model/optimizer tensor that differs (or exists in only one of the two checkpoints)."""
-    a, b = (torch.load(p, map_location="cpu", weights_only=False) for p in (path_a, path_b))
+    from lasor_trainer import checkpoint
+
+    a, b = (checkpoint.load(p) for p in (path_a, path_b))  # tensors and plain types only: never runs code
     problems = []
     for part in ("model", "optimizer"):
         ta, tb = dict(_tensors(a[part], part)), dict(_tensors(b[part], part))
