@@ -17,6 +17,7 @@ import json
 import os
 
 import numpy as np
+from learning_curves import pair  # NAME=RUN_DIR arguments, as learning_curves.py reads them (same folder)
 
 
 def read_curve(run_dir: str) -> list[dict]:
@@ -38,13 +39,6 @@ def at_minutes(rows: list[dict], key: str, minutes: np.ndarray) -> np.ndarray:
     out = np.interp(minutes, t, y)
     out[(minutes < t[0]) | (minutes > t[-1])] = np.nan
     return out
-
-
-def pair(text):
-    name, _, path = text.partition("=")
-    if not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=RUN_DIR, got {text!r}")
-    return name, path
 
 
 def main():
