@@ -20,6 +20,7 @@ with pyrender's own SEG pass instead — the reference the tests compare against
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import numpy as np
@@ -45,12 +46,12 @@ class _DynamicMesh:
         self.node = scene.add(self.mesh)
 
     def upload(self, vertices):
-        from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
+        from OpenGL.raw.GL.VERSION.GL_1_5 import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
         v = np.ascontiguousarray(vertices, dtype=np.float32)
         assert v.shape == (self.n, 3), (v.shape, self.n)
         glBindBuffer(GL_ARRAY_BUFFER, self.prim._buffers[0])
-        glBufferSubData(GL_ARRAY_BUFFER, 0, v.nbytes, v)
+        glBufferSubData(GL_ARRAY_BUFFER, 0, v.nbytes, ctypes.c_void_p(v.ctypes.data))
 
 
 class SceneRenderer:
@@ -88,21 +89,24 @@ class SceneRenderer:
         # first render uploads every buffer; later samples only overwrite them
         self.r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map={})
         self.fast = fast
+        self._locations = {}
 
     def _seg_pass(self, node_colours):
         """pyrender's SEG forward pass, minus its per-draw overhead (program binding, 4 uniforms and
         state per primitive) and its multisample buffer: bind the segmentation program once, then per
         mesh set its colour and draw. → (labels (H,W) uint8 = the colours' red, window depth (H,W)
         float32 with 1 where nothing was drawn)."""
-        import ctypes
-
         from OpenGL.GL import (GL_BACK, GL_BLEND, GL_COLOR_BUFFER_BIT, GL_CULL_FACE, GL_DEPTH_BUFFER_BIT,
                                GL_DEPTH_COMPONENT, GL_DEPTH_TEST, GL_FILL, GL_FLOAT, GL_FRAMEBUFFER,
                                GL_FRONT_AND_BACK, GL_LESS, GL_MULTISAMPLE, GL_ONE, GL_PACK_ALIGNMENT,
                                GL_PROGRAM_POINT_SIZE, GL_RED, GL_TRUE, GL_UNSIGNED_BYTE, GL_UNSIGNED_INT, GL_ZERO,
                                glBindFramebuffer, glBlendFunc, glClear, glClearColor, glCullFace, glDepthFunc,
-                               glDepthMask, glDepthRange, glDisable, glDrawElementsInstanced, glEnable, glFlush,
-                               glPixelStorei, glPolygonMode, glReadPixels, glViewport)
+                               glDepthMask, glDepthRange, glDisable, glEnable, glFlush, glPixelStorei, glPolygonMode,
+                               glViewport)
+        from OpenGL.raw.GL.VERSION.GL_1_0 import glReadPixels
+        from OpenGL.raw.GL.VERSION.GL_2_0 import glUniform3f
+        from OpenGL.raw.GL.VERSION.GL_3_0 import glBindVertexArray
+        from OpenGL.raw.GL.VERSION.GL_3_1 import glDrawElementsInstanced
         from pyrender.constants import ProgramFlags, RenderFlags
 
         rr = self.r._renderer
@@ -130,18 +134,29 @@ class SceneRenderer:
         glBlendFunc(GL_ONE, GL_ZERO)
         glPolygonMode(GL_FRONT_AND_BACK, GL_FILL)
         glDisable(GL_PROGRAM_POINT_SIZE)
-        for node, colour in node_colours.items():
+        colour_at = self._uniform_location(program, "color")
+        for node, colour in node_colours.items():    # raw GL: one call each, no per-call array handling
             prim = node.mesh.primitives[0]
-            program.set_uniform("color", np.asarray(colour, np.float64) / 255.0)
-            prim._bind()
-            glDrawElementsInstanced(prim.mode, prim.indices.size, GL_UNSIGNED_INT, ctypes.c_void_p(0), 1)
-            prim._unbind()
+            glUniform3f(colour_at, *(np.asarray(colour, np.float64) / 255.0).astype(np.float32).tolist())
+            glBindVertexArray(prim._vaid)
+            glDrawElementsInstanced(prim.mode, prim.indices.size, GL_UNSIGNED_INT, None, 1)
+        glBindVertexArray(0)
         program._unbind()
         glFlush()
         glPixelStorei(GL_PACK_ALIGNMENT, 1)
-        depth = np.frombuffer(glReadPixels(0, 0, W, H, GL_DEPTH_COMPONENT, GL_FLOAT), np.float32).reshape(H, W)
-        labels = np.frombuffer(glReadPixels(0, 0, W, H, GL_RED, GL_UNSIGNED_BYTE), np.uint8).reshape(H, W)
+        depth = np.empty((H, W), np.float32)
+        labels = np.empty((H, W), np.uint8)
+        glReadPixels(0, 0, W, H, GL_DEPTH_COMPONENT, GL_FLOAT, ctypes.c_void_p(depth.ctypes.data))
+        glReadPixels(0, 0, W, H, GL_RED, GL_UNSIGNED_BYTE, ctypes.c_void_p(labels.ctypes.data))
         return labels[::-1].copy(), depth[::-1].copy()      # OpenGL's rows run bottom-up
+
+    def _uniform_location(self, program, name):
+        key = (program._program_id, name)
+        if key not in self._locations:
+            from OpenGL.GL import glGetUniformLocation
+
+            self._locations[key] = glGetUniformLocation(program._program_id, name)
+        return self._locations[key]
 
     def _metric_depth(self, window):
         """Window depth → metres along the optical axis (0 where nothing), as pyrender computes it."""
