@@ -15,6 +15,7 @@ occluders (same random draws, corrected goal) when it misses the goal.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy.spatial.transform import Rotation
 
 from lasor_shared.camera import project
@@ -83,6 +84,24 @@ def _pick(cands, goal):
     return max(cands, key=lambda c: c[0])
 
 
+@njit(cache=True, nogil=True)
+def _coarse_mask(x0, b, scale):
+    """COARSE² cells hit by points whose homogeneous image coordinates are x0 (N,3) + b (float32;
+    in front: z > 0.05). float32 throughout, in the order numpy's expression took (same cells)."""
+    G = COARSE
+    g, near = np.float32(G), np.float32(0.05)
+    m = np.zeros((G, G), np.bool_)
+    for i in range(x0.shape[0]):
+        z = x0[i, 2] + b[2]
+        if not z > near:
+            continue
+        cx = np.int64((x0[i, 0] + b[0]) / z * scale + g) - G      # floor for uv > -W
+        cy = np.int64((x0[i, 1] + b[1]) / z * scale + g) - G
+        if 0 <= cx < G and 0 <= cy < G:
+            m[cy, cx] = True
+    return m
+
+
 class OcclusionPlanner:
     """Places occluders around one framed target (see the module docstring).
 
@@ -131,22 +150,11 @@ class OcclusionPlanner:
         P = (self.cam.K @ np.concatenate([self.cam.R, self.cam.t[:, None]], 1)).astype(np.float32)
         x0 = np.asarray(points, np.float32) @ P[:, :3].T
 
-        scale, G = np.float32(COARSE / self.W), COARSE
+        scale = np.float32(COARSE / self.W)
 
         def at(offset):   # cells of a COARSE² raster over the image hit by the points (no dilation: point
             # sets are dense enough, and dilation would inflate thin limbs)
-            b = P[:, :3] @ np.asarray(offset, np.float32) + P[:, 3]
-            z = x0[:, 2] + b[2]
-            ok = z > 0.05
-            x, y = x0[:, 0], x0[:, 1]
-            if not ok.all():
-                x, y, z = x[ok], y[ok], z[ok]
-            cx = ((x + b[0]) / z * scale + G).astype(np.int64) - G      # floor for uv > -W
-            cy = ((y + b[1]) / z * scale + G).astype(np.int64) - G
-            keep = (cx >= 0) & (cx < G) & (cy >= 0) & (cy < G)
-            m = np.zeros(G * G, bool)
-            m[cy[keep] * G + cx[keep]] = True
-            return m.reshape(G, G)
+            return _coarse_mask(x0, P[:, :3] @ np.asarray(offset, np.float32) + P[:, 3], scale)
         return at
 
     def covered(self) -> float:
