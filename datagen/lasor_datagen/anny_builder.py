@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from lasor_shared.atomic import atomic_write
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import COCO17_NAMES, SMPL24_NAMES, SMPL24_PARENTS
 
@@ -297,10 +298,9 @@ def population_histograms(measures: dict, out_png: str, title: str = "") -> None
         ax.set_title(f"{label}: {x.min():.2f}–{x.max():.2f}, median {np.median(x):.2f}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = out_png + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(out_png, suffix=".png") as tmp:  # the suffix tells matplotlib the format
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out_png)
 
 
 def tposed_bodies(model, phenotypes, batch: int = 64):
@@ -438,9 +438,8 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
         explained_variance_ratio=explained[:10].astype(np.float32),
         lasor_meta=np.array(json.dumps(meta, sort_keys=True)),
     )
-    tmp = out_path + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out_path)
+    with atomic_write(out_path, suffix=".npz") as tmp:  # np.savez_compressed would append .npz to any other name
+        np.savez_compressed(tmp, **arrays)
     log(f"wrote {out_path} ({os.path.getsize(out_path) / 1e6:.1f} MB) in {time.time() - t0:.1f} s")
     return meta
 

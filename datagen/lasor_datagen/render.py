@@ -16,15 +16,20 @@ and label images are exact):
 Fast passes draw into pyrender's single-sample framebuffer and read it back directly (its 4× MSAA
 buffer and resolve blit are of no use with multisampling off). `fast=False` renders the full scene
 with pyrender's own SEG pass instead — the reference the tests compare against pixel for pixel.
+
+pyrender and OpenGL are imported inside the methods: the GL platform (PYOPENGL_PLATFORM) must be
+chosen before either is first imported.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import numpy as np
 
 from lasor_shared.camera import opengl_camera_pose
+from lasor_datagen.scene import object_faces, unit_mesh
 from lasor_datagen.timers import stage
 
 TARGET, PERSON0, OBJECT0 = 1, 32, 64
@@ -56,8 +61,6 @@ class _DynamicMesh:
 class SceneRenderer:
     def __init__(self, image_size, faces, vertex_part, max_persons, max_objects, n_vertices, fast=True):
         import pyrender
-
-        from lasor_datagen.scene import object_faces, unit_mesh
 
         self.size = image_size
         self.r = pyrender.OffscreenRenderer(image_size, image_size)
@@ -94,8 +97,6 @@ class SceneRenderer:
         state per primitive) and its multisample buffer: bind the segmentation program once, then per
         mesh set its colour and draw. → (labels (H,W) uint8 = the colours' red, window depth (H,W)
         float32 with 1 where nothing was drawn)."""
-        import ctypes
-
         from OpenGL.GL import (GL_BACK, GL_BLEND, GL_COLOR_BUFFER_BIT, GL_CULL_FACE, GL_DEPTH_BUFFER_BIT,
                                GL_DEPTH_COMPONENT, GL_DEPTH_TEST, GL_FILL, GL_FLOAT, GL_FRAMEBUFFER,
                                GL_FRONT_AND_BACK, GL_LESS, GL_MULTISAMPLE, GL_ONE, GL_PACK_ALIGNMENT,

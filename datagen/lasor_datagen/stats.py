@@ -1,10 +1,15 @@
-"""Dataset statistics: per-shard summaries (kept in sidecars and the manifest) and `lasor-datagen stats`."""
+"""Dataset statistics: per-shard summaries (kept in sidecars and the manifest) and `lasor-datagen stats`.
+
+matplotlib and the scene audit (torch) are imported inside `dataset_stats`: the generator's workers
+import this module for `ShardStats` and need neither.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
+import h5py
 import numpy as np
 
 from lasor_shared.errors import LasorError
@@ -79,8 +84,6 @@ def totals(records):
 
 def load_fields(dataset_dir, fields, limit=None):
     """Concatenate some small fields over the dataset's shards (in manifest order)."""
-    import h5py
-
     manifest = read_manifest(dataset_dir)
     out = {f: [] for f in fields}
     count = 0

@@ -426,71 +426,93 @@ def _diff(img, grad, b, r, c, rr, cc):
     return d
 
 
-@njit(parallel=True, **_OPTS)
-def edge_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, val, silhouette, eps, grad_faces):
-    """Kato's approximate gradient of a raster w.r.t. the faces' NDC x, y; grad_faces: (B, F, 6)
-    float32, zeroed; row f holds the (x, y) gradients of the face's corners in *drawing* order
+@njit(inline="always", **_OPTS)
+def _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, active, ptr, pos, val, silhouette, eps,
+                grad_faces):
+    """One (image, face) job of Kato's approximate gradient of a raster w.r.t. the faces' NDC x, y:
+    writes grad_faces[b, f] (6,), the (x, y) gradients of the face's corners in *drawing* order
     (reversed when bounds[..., 4]). Only faces that own a pixel can contribute.
 
-    ``silhouette``: grad (B, is, is, 1) ∂L/∂alpha (``img`` unused); ``val`` = −grad of the OUT
-    candidates (background pixels with grad < 0); IN only where the pixel outside the edge is background.
-    Else multi-channel images ``img`` (B, is, is, C) and grad alike (``val`` unused), upstream's general
-    pixel rule: OUT — pixels v1 beyond the edge would take the inside pixel's value,
-    d = Σ_c (img[v1] − img[in])·G[v1]; IN — this face's pixels would take the outside pixel's value,
-    d = Σ_c (img[v1] − img[out])·G[v1]. A pixel contributes −d/δ only when d > 0.
+    ``silhouette`` (a constant at each call site, so each kernel compiles only its own rule):
+    grad (B, is, is, 1) ∂L/∂alpha, ``img`` unused; ``val`` = −grad of the OUT candidates (background
+    pixels with grad < 0); IN only where the pixel outside the edge is background. Otherwise
+    multi-channel images ``img`` (B, is, is, C) and grad alike, ``val`` unused, upstream's general rule:
+    OUT — pixels v1 beyond the edge would take the inside pixel's value, d = Σ_c (img[v1] − img[in])·G[v1];
+    IN — this face's pixels would take the outside pixel's value, d = Σ_c (img[v1] − img[out])·G[v1].
+    A pixel contributes −d/δ only when d > 0.
     """
-    fstride = _face_stride(faces)
     F = faces.shape[1]
     is_ = fim.shape[1]
     n = float(is_)
-    for job in prange(verts.shape[0] * F):
-        b, f, rev, fn, live = _sweep_face(job, F, bounds, owned, active)
-        if not live:
-            continue
-        gf = np.zeros(9)
-        P = _face_pixels(verts, faces, np.int64(b) * fstride, b, f, rev, n)
-        for edge in range(3):
-            for axis in range(2):
-                i0, i1, a0, a1, a2, b0, b1, b2, comp, direction, lo, hi, slope = _edge_lines(P, edge, axis, n)
-                for d0 in range(int(lo), int(hi) + 1):
-                    ok, d1_cross, d1_in, d1_out = _crossing(slope, a0, b0, d0, direction, n, is_)
-                    if not ok:
-                        continue
-                    if axis == 0:
-                        r_in, c_in, r_out, c_out = d1_in, d0, d1_out, d0
-                    else:
-                        r_in, c_in, r_out, c_out = d0, d1_in, d0, d1_out
-                    # OUT: the face grows across the edge and covers the pixels beyond it
-                    if fim[b, r_in, c_in] == fn:
-                        k0, k1 = _beyond(ptr, pos, (b * 2 + axis) * is_ + d0, direction, d1_out)
-                        for k in range(k0, k1):
-                            d1 = np.int64(pos[k])
-                            if silhouette:
-                                dg = val[k]
-                            else:
-                                r, c = _on_line(axis, d0, d1)
-                                dg = _diff(img, grad, b, r, c, r_in, c_in)
+    b, f, rev, fn, live = _sweep_face(job, F, bounds, owned, active)
+    if not live:
+        return
+    gf = np.zeros(9)
+    P = _face_pixels(verts, faces, np.int64(b) * fstride, b, f, rev, n)
+    for edge in range(3):
+        for axis in range(2):
+            i0, i1, a0, a1, a2, b0, b1, b2, comp, direction, lo, hi, slope = _edge_lines(P, edge, axis, n)
+            for d0 in range(int(lo), int(hi) + 1):
+                ok, d1_cross, d1_in, d1_out = _crossing(slope, a0, b0, d0, direction, n, is_)
+                if not ok:
+                    continue
+                if axis == 0:
+                    r_in, c_in, r_out, c_out = d1_in, d0, d1_out, d0
+                else:
+                    r_in, c_in, r_out, c_out = d0, d1_in, d0, d1_out
+                # OUT: the face grows across the edge and covers the pixels beyond it
+                if fim[b, r_in, c_in] == fn:
+                    k0, k1 = _beyond(ptr, pos, (b * 2 + axis) * is_ + d0, direction, d1_out)
+                    for k in range(k0, k1):
+                        d1 = np.int64(pos[k])
+                        if silhouette:
+                            dg = val[k]  # > 0 by construction
+                        else:
+                            r, c = _on_line(axis, d0, d1)
+                            dg = _diff(img, grad, b, r, c, r_in, c_in)
                             if dg <= 0.0:
                                 continue
-                            delta = (d1 - d1_cross) * 2.0 / n
-                            _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
-                    # IN: the face shrinks; its own pixels would take the outside pixel's value
-                    if silhouette and fim[b, r_out, c_out] >= 0:
-                        continue  # a silhouette pixel changes only where the outside is background
-                    d1_from, d1_to = _inside_run(a0, a1, a2, b0, b1, b2, d0, d1_in, direction, n, is_)
-                    for d1 in range(d1_from, d1_to + 1):
-                        r, c = _on_line(axis, d0, d1)
-                        if fim[b, r, c] != fn:
-                            continue
-                        if silhouette:
-                            dg = np.float64(grad[b, r, c, 0])
-                        else:
-                            dg = _diff(img, grad, b, r, c, r_out, c_out)
-                        if dg <= 0.0:
-                            continue
                         delta = (d1 - d1_cross) * 2.0 / n
                         _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
-        _store_corners(gf, grad_faces, b, f)
+                # IN: the face shrinks; its own pixels would take the outside pixel's value
+                if silhouette and fim[b, r_out, c_out] >= 0:
+                    continue  # a silhouette pixel changes only where the outside is background
+                d1_from, d1_to = _inside_run(a0, a1, a2, b0, b1, b2, d0, d1_in, direction, n, is_)
+                for d1 in range(d1_from, d1_to + 1):
+                    r, c = _on_line(axis, d0, d1)
+                    if fim[b, r, c] != fn:
+                        continue
+                    if silhouette:
+                        dg = np.float64(grad[b, r, c, 0])
+                    else:
+                        dg = _diff(img, grad, b, r, c, r_out, c_out)
+                    if dg <= 0.0:
+                        continue
+                    delta = (d1 - d1_cross) * 2.0 / n
+                    _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
+    _store_corners(gf, grad_faces, b, f)
+
+
+_NO_IMAGE = np.zeros((1, 1, 1, 1), dtype=np.float32)  # the image argument of the silhouette sweep (unused)
+_NO_VALUES = np.zeros(1)  # the candidate values of the image sweep (unused)
+
+
+@njit(parallel=True, **_OPTS)
+def silhouette_backward(verts, faces, bounds, fim, grad, owned, active, ptr, pos, val, eps, grad_faces):
+    """Kato's gradient of binary silhouettes, grad (B, is, is, 1) ∂L/∂alpha: `_edge_sweep` per (image, face)."""
+    fstride = _face_stride(faces)
+    for job in prange(verts.shape[0] * faces.shape[1]):
+        _edge_sweep(job, verts, faces, fstride, bounds, fim, _NO_IMAGE, grad, owned, active, ptr, pos, val, True, eps,
+                    grad_faces)
+
+
+@njit(parallel=True, **_OPTS)
+def image_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, eps, grad_faces):
+    """Kato's gradient of multi-channel images img (B, is, is, C), grad alike: `_edge_sweep` per (image, face)."""
+    fstride = _face_stride(faces)
+    for job in prange(verts.shape[0] * faces.shape[1]):
+        _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, active, ptr, pos, _NO_VALUES, False, eps,
+                    grad_faces)
 
 
 @njit(parallel=True, **_OPTS)
@@ -523,9 +545,6 @@ def scatter_vertex_grads(faces, bounds, grad_faces, out):
 # thread start-up and barriers cost more than they save, and under CPU contention spinning
 # OpenMP barriers can slow a small call down by an order of magnitude.
 PARALLEL_MIN_WORK = 200_000
-
-
-_NO_IMAGE = np.zeros((1, 1, 1, 1), dtype=np.float32)  # edge_backward's unused image for silhouettes
 
 
 def _threads(work: int):
@@ -599,7 +618,7 @@ def backward(verts, faces, bounds, fim, grad, eps, two_sided):
         if total:
             out_candidates_fill(fim, grad, ptr, pos, val)
         grad_faces = np.zeros((B, F, 6), dtype=np.float32)
-        edge_backward(verts, faces, bounds, fim, _NO_IMAGE, grad[..., None], owned, active, ptr, pos, val, True,
-                      float(eps), grad_faces)
+        silhouette_backward(verts, faces, bounds, fim, grad[..., None], owned, active, ptr, pos, val, float(eps),
+                            grad_faces)
         scatter_vertex_grads(faces, bounds, grad_faces, out)
     return out

@@ -18,9 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu_kernels import _OPTS, _area2, _face_stride, _threads, _vertex, edge_backward, scatter_vertex_grads
-
-_NO_VALUES = np.zeros(1)  # edge_backward's silhouette-only candidate values, unused for images
+from .cpu_kernels import _OPTS, _area2, _face_stride, _threads, _vertex, image_backward, scatter_vertex_grads
 
 
 @njit(inline="always", **_OPTS)
@@ -247,7 +245,6 @@ def backward(verts, faces, bounds, fim, img, grad, eps, two_sided):
         pos = np.empty(max(int(ptr[-1]), 1), dtype=np.int32)
         candidates_fill(grad, ptr, pos)
         grad_faces = np.zeros((B, F, 6), dtype=np.float32)
-        edge_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, _NO_VALUES, False, float(eps),
-                      grad_faces)
+        image_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, float(eps), grad_faces)
         scatter_vertex_grads(faces, bounds, grad_faces, out)
     return out

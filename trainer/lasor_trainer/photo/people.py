@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lasor_shared.keypoints import COCO17_NAMES
 from lasor_trainer.photo import blazepose as bp
 from lasor_trainer.photo.clock import now
 
-COCO17_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-                "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-                "right_knee", "left_ankle", "right_ankle")
 MP33_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 COCO_BONES = ((5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15),
               (12, 14), (14, 16), (0, 5), (0, 6))
