@@ -227,15 +227,31 @@ def rasterize(verts, faces, bounds, is_, near, far, nband, fim, zbuf):
 
 
 # --------------------------------------------------------------------------------------------------
-# backward (silhouettes)
+# backward: Kato's edge gradient of silhouettes and of multi-channel images (texture_kernels)
 # --------------------------------------------------------------------------------------------------
 
 
+@njit(inline="always", **_OPTS)
+def _candidate(fim, grad, b, r, c, silhouette):
+    """Whether an OUT sweep can gain from pixel (r, c). Silhouettes: the pixel inside the edge has
+    I = 1, so a background pixel (I = 0) that the growing face covers changes by +1 and lowers the
+    loss iff grad < 0; any other pixel gives d ≤ 0. Images: any pixel with a non-zero gradient."""
+    if silhouette:
+        return fim[b, r, c] < 0 and grad[b, r, c, 0] < 0.0
+    nz = False
+    for k in range(grad.shape[3]):
+        if grad[b, r, c, k] != 0.0:
+            nz = True
+    return nz
+
+
 @njit(parallel=True, **_OPTS)
-def owned_faces(fim, owned, active, grad):
-    """owned[b, f] = 1 when face f wins at least one pixel; active[b] = 1 when grad[b] ≠ 0 anywhere."""
+def owned_and_candidates(fim, grad, silhouette, owned, active, counts):
+    """owned[b, f] = 1 when face f wins a pixel; active[b] = 1 when grad[b] ≠ 0 somewhere; OUT
+    candidates (`_candidate`) per scan line: counts[b, 0, col] along columns, counts[b, 1, row] rows."""
     B = fim.shape[0]
     is_ = fim.shape[1]
+    C = grad.shape[3]
     for b in prange(B):
         any_g = False
         for r in range(is_):
@@ -243,32 +259,19 @@ def owned_faces(fim, owned, active, grad):
                 f = fim[b, r, c]
                 if f >= 0:
                     owned[b, f] = 1
-                if grad[b, r, c] != 0.0:
-                    any_g = True
+                for k in range(C):
+                    if grad[b, r, c, k] != 0.0:
+                        any_g = True
+                if _candidate(fim, grad, b, r, c, silhouette):
+                    counts[b, 0, c] += 1
+                    counts[b, 1, r] += 1
         active[b] = 1 if any_g else 0
 
 
 @njit(parallel=True, **_OPTS)
-def out_candidates_count(fim, grad, counts):
-    """Count, per scan line, the pixels an OUT sweep can gain from: background with ∂L/∂I < 0.
-
-    For silhouettes the pixel inside the edge has I = 1, so a background pixel v (I = 0) that the
-    growing face would cover changes by +1 and lowers the loss iff grad[v] < 0; any other pixel
-    gives d ≤ 0 and is skipped. counts[b, 0, col] counts along columns, counts[b, 1, row] rows.
-    """
-    B = fim.shape[0]
-    is_ = fim.shape[1]
-    for b in prange(B):
-        for r in range(is_):
-            for c in range(is_):
-                if fim[b, r, c] < 0 and grad[b, r, c] < 0.0:
-                    counts[b, 0, c] += 1
-                    counts[b, 1, r] += 1
-
-
-@njit(parallel=True, **_OPTS)
-def out_candidates_fill(fim, grad, ptr, pos, val):
-    """Fill the per-line candidate lists (CSR by ``ptr``), positions ascending, val = −grad > 0."""
+def candidates_fill(fim, grad, silhouette, ptr, pos, val):
+    """Fill the per-line candidate lists (CSR by ``ptr``), positions ascending; for silhouettes also
+    val = −grad > 0 (``val`` is not touched for images)."""
     B = fim.shape[0]
     is_ = fim.shape[1]
     for b in prange(B):
@@ -278,14 +281,13 @@ def out_candidates_fill(fim, grad, ptr, pos, val):
         for r in range(is_):
             k = ptr[(b * 2 + 1) * is_ + r]
             for c in range(is_):
-                if fim[b, r, c] < 0 and grad[b, r, c] < 0.0:
-                    g = -np.float64(grad[b, r, c])
+                if _candidate(fim, grad, b, r, c, silhouette):
                     j = cur_col[c]
                     pos[j] = r
-                    val[j] = g
                     cur_col[c] = j + 1
                     pos[k] = c
-                    val[k] = g
+                    if silhouette:
+                        val[j] = val[k] = -np.float64(grad[b, r, c, 0])
                     k += 1
 
 
@@ -494,25 +496,24 @@ def _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, activ
 
 
 _NO_IMAGE = np.zeros((1, 1, 1, 1), dtype=np.float32)  # the image argument of the silhouette sweep (unused)
-_NO_VALUES = np.zeros(1)  # the candidate values of the image sweep (unused)
 
 
-@njit(parallel=True, **_OPTS)
-def silhouette_backward(verts, faces, bounds, fim, grad, owned, active, ptr, pos, val, eps, grad_faces):
-    """Kato's gradient of binary silhouettes, grad (B, is, is, 1) ∂L/∂alpha: `_edge_sweep` per (image, face)."""
-    fstride = _face_stride(faces)
-    for job in prange(verts.shape[0] * faces.shape[1]):
-        _edge_sweep(job, verts, faces, fstride, bounds, fim, _NO_IMAGE, grad, owned, active, ptr, pos, val, True, eps,
-                    grad_faces)
+def _edge_kernel(silhouette: bool):
+    """The parallel edge-gradient kernel of one pixel rule: one `_edge_sweep` job per (image, face).
+    ``silhouette`` is a compile-time constant of the kernel, so each compiles only its own rule."""
+
+    @njit(parallel=True, **_OPTS)
+    def kernel(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, val, eps, grad_faces):
+        fstride = _face_stride(faces)
+        for job in prange(verts.shape[0] * faces.shape[1]):
+            _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, active, ptr, pos, val, silhouette,
+                        eps, grad_faces)
+
+    return kernel
 
 
-@njit(parallel=True, **_OPTS)
-def image_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, eps, grad_faces):
-    """Kato's gradient of multi-channel images img (B, is, is, C), grad alike: `_edge_sweep` per (image, face)."""
-    fstride = _face_stride(faces)
-    for job in prange(verts.shape[0] * faces.shape[1]):
-        _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, active, ptr, pos, _NO_VALUES, False, eps,
-                    grad_faces)
+silhouette_backward = _edge_kernel(True)
+image_backward = _edge_kernel(False)
 
 
 @njit(parallel=True, **_OPTS)
@@ -594,8 +595,9 @@ def forward(verts: np.ndarray, faces: np.ndarray, two_sided: bool, is_: int, nea
     return fim, zbuf, bounds
 
 
-def backward(verts, faces, bounds, fim, grad, eps, two_sided):
-    """Kato's silhouette gradient w.r.t. the NDC vertices: (B, N, 3) float32 (z column zero)."""
+def edge_gradient(verts, faces, bounds, fim, img, grad, eps, two_sided, silhouette):
+    """Kato's gradient w.r.t. the NDC vertices, (B, N, 3) float32 (z column zero), of silhouettes
+    (grad (B, is, is, 1), img unused) or of images img (B, is, is, C) with grad alike."""
     B, N = verts.shape[:2]
     F = faces.shape[1]
     is_ = fim.shape[1]
@@ -605,20 +607,24 @@ def backward(verts, faces, bounds, fim, grad, eps, two_sided):
     with _threads(B * (F + is_ * is_)):
         owned = np.zeros((B, F * (2 if two_sided else 1)), dtype=np.uint8)
         active = np.zeros(B, dtype=np.uint8)
-        owned_faces(fim, owned, active, grad)
+        counts = np.zeros((B, 2, is_), dtype=np.int64)
+        owned_and_candidates(fim, grad, silhouette, owned, active, counts)
         if not active.any():
             return out
-        counts = np.zeros((B, 2, is_), dtype=np.int64)
-        out_candidates_count(fim, grad, counts)
         ptr = np.zeros(B * 2 * is_ + 1, dtype=np.int64)
         np.cumsum(counts.reshape(-1), out=ptr[1:])
         total = int(ptr[-1])
         pos = np.empty(max(total, 1), dtype=np.int32)
-        val = np.empty(max(total, 1), dtype=np.float64)
+        val = np.empty(max(total, 1) if silhouette else 1, dtype=np.float64)
         if total:
-            out_candidates_fill(fim, grad, ptr, pos, val)
+            candidates_fill(fim, grad, silhouette, ptr, pos, val)
         grad_faces = np.zeros((B, F, 6), dtype=np.float32)
-        silhouette_backward(verts, faces, bounds, fim, grad[..., None], owned, active, ptr, pos, val, float(eps),
-                            grad_faces)
+        kernel = silhouette_backward if silhouette else image_backward
+        kernel(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, val, float(eps), grad_faces)
         scatter_vertex_grads(faces, bounds, grad_faces, out)
     return out
+
+
+def backward(verts, faces, bounds, fim, grad, eps, two_sided):
+    """Kato's silhouette gradient (grad (B, is, is) ∂L/∂alpha) w.r.t. the NDC vertices: (B, N, 3) float32."""
+    return edge_gradient(verts, faces, bounds, fim, _NO_IMAGE, grad[..., None], eps, two_sided, True)

@@ -10,7 +10,8 @@ what upstream's permuted texture copy (0, 1, 4, 3, 2, 5) gives — but has its o
 
 Parallel jobs never race and sums run in a fixed order, so results do not depend on the thread
 count: sampling is one job per (image, row); its backward one job per image (texels of a face are
-shared by many pixels); the RGB(A) edge gradient one job per (image, face), like the silhouettes'.
+shared by many pixels). The RGB(A) edge gradient is the silhouettes' sweep with the general pixel
+rule (`cpu_kernels.edge_gradient`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu_kernels import _OPTS, _area2, _face_stride, _threads, _vertex, image_backward, scatter_vertex_grads
+from .cpu_kernels import _OPTS, _area2, _face_stride, _threads, _vertex, edge_gradient
 
 
 @njit(inline="always", **_OPTS)
@@ -148,61 +149,6 @@ def sample_textures_backward(verts, faces, fim, textures, light, eps, grad, grad
 
 
 # --------------------------------------------------------------------------------------------------
-# Kato's edge gradient for multi-channel images (RGB, RGB + alpha)
-# --------------------------------------------------------------------------------------------------
-
-
-@njit(parallel=True, **_OPTS)
-def owned_and_candidates(fim, grad, owned, active, counts):
-    """owned[b, f] = 1 when face f wins a pixel; active[b] = 1 when grad[b] ≠ 0 somewhere;
-    counts[b, 0, col] / counts[b, 1, row]: pixels with a non-zero gradient per column / row."""
-    B = fim.shape[0]
-    is_ = fim.shape[1]
-    C = grad.shape[3]
-    for b in prange(B):
-        any_g = False
-        for r in range(is_):
-            for c in range(is_):
-                f = fim[b, r, c]
-                if f >= 0:
-                    owned[b, f] = 1
-                nz = False
-                for k in range(C):
-                    if grad[b, r, c, k] != 0.0:
-                        nz = True
-                if nz:
-                    any_g = True
-                    counts[b, 0, c] += 1
-                    counts[b, 1, r] += 1
-        active[b] = 1 if any_g else 0
-
-
-@njit(parallel=True, **_OPTS)
-def candidates_fill(grad, ptr, pos):
-    """Positions (ascending) of the non-zero-gradient pixels on each line, CSR by ``ptr``."""
-    B = grad.shape[0]
-    is_ = grad.shape[1]
-    C = grad.shape[3]
-    for b in prange(B):
-        cur_col = np.empty(is_, dtype=np.int64)
-        for c in range(is_):
-            cur_col[c] = ptr[(b * 2 + 0) * is_ + c]
-        for r in range(is_):
-            k = ptr[(b * 2 + 1) * is_ + r]
-            for c in range(is_):
-                nz = False
-                for ch in range(C):
-                    if grad[b, r, c, ch] != 0.0:
-                        nz = True
-                if nz:
-                    j = cur_col[c]
-                    pos[j] = r
-                    cur_col[c] = j + 1
-                    pos[k] = c
-                    k += 1
-
-
-# --------------------------------------------------------------------------------------------------
 # numpy-level drivers
 # --------------------------------------------------------------------------------------------------
 
@@ -227,24 +173,4 @@ def sample_backward(verts, faces, fim, textures, light, eps, grad):
 
 def backward(verts, faces, bounds, fim, img, grad, eps, two_sided):
     """Kato's gradient of multi-channel images w.r.t. the NDC vertices: (B, N, 3) float32 (z zero)."""
-    B, N = verts.shape[:2]
-    F = faces.shape[1]
-    is_ = fim.shape[1]
-    out = np.zeros((B, N, 3), dtype=np.float32)
-    if F == 0:
-        return out
-    with _threads(B * (F + is_ * is_)):
-        owned = np.zeros((B, F * (2 if two_sided else 1)), dtype=np.uint8)
-        active = np.zeros(B, dtype=np.uint8)
-        counts = np.zeros((B, 2, is_), dtype=np.int64)
-        owned_and_candidates(fim, grad, owned, active, counts)
-        if not active.any():
-            return out
-        ptr = np.zeros(B * 2 * is_ + 1, dtype=np.int64)
-        np.cumsum(counts.reshape(-1), out=ptr[1:])
-        pos = np.empty(max(int(ptr[-1]), 1), dtype=np.int32)
-        candidates_fill(grad, ptr, pos)
-        grad_faces = np.zeros((B, F, 6), dtype=np.float32)
-        image_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, float(eps), grad_faces)
-        scatter_vertex_grads(faces, bounds, grad_faces, out)
-    return out
+    return edge_gradient(verts, faces, bounds, fim, img, grad, eps, two_sided, False)
