@@ -88,8 +88,13 @@ def body_model_sheet(model, out_png: str, size: int = 256):
             tiles.append(tile)
     finally:
         renderer.delete()
-    sheet = tile_grid(tiles, 4, cell=(2 * size, size))
-    sheet.save(out_png)
+    return _save_sheet(tiles, 4, size, out_png)
+
+
+def _save_sheet(tiles, cols: int, size: int, path: str, title: str | None = None):
+    """Save two-view tiles (2·size × size) in `cols` columns as the PNG `path`; returns the sheet's (w, h)."""
+    sheet = tile_grid(tiles, cols, cell=(2 * size, size), title=title)
+    sheet.save(path)
     return sheet.size
 
 
@@ -144,10 +149,8 @@ def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, gro
                 tile = Image.fromarray(render_posed(renderer, v, model.faces, size))
                 ImageDraw.Draw(tile).text((4, 4), name, fill=(0, 0, 0))
                 tiles.append(tile)
-            sheet = tile_grid(tiles, cols, cell=(2 * size, size), title=f"{group}: {len(tiles)} poses")
-            path = os.path.join(out_dir, f"poses-{group}.png")
-            sheet.save(path)
-            paths.append(path)
+            paths.append(os.path.join(out_dir, f"poses-{group}.png"))
+            _save_sheet(tiles, cols, size, paths[-1], title=f"{group}: {len(tiles)} poses")
     finally:
         renderer.delete()
     return paths
@@ -200,6 +203,4 @@ def mocap_sheet(model, bvh, joint_map, frames, poses, fit, out_png: str, size: i
             tiles.append(tile)
     finally:
         renderer.delete()
-    sheet = tile_grid(tiles, 3, cell=(2 * size, size))
-    sheet.save(out_png)
-    return sheet.size
+    return _save_sheet(tiles, 3, size, out_png)
