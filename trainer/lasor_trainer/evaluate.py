@@ -28,16 +28,18 @@ import os
 import numpy as np
 import torch
 
+from lasor_shared.body_model import load_body_model
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import SMPL24_NAMES, VISIBILITY_NAMES
 from lasor_trainer import metrics as M
 from lasor_trainer.benchmarks import PW3D, SSP3D
 from lasor_trainer.bodies import Bodies, project_points, render_silhouettes
 from lasor_trainer.checkpoint import load_model as load_checkpoint
-from lasor_trainer.config import Config
-from lasor_trainer.data import ShardDataset, collate, open_dataset
+from lasor_trainer.config import Config, KeypointConfig
+from lasor_trainer.data import EVAL_IOU_SIZE, ShardDataset, collate, open_dataset
 from lasor_trainer.inputs import test_protocol
 from lasor_trainer.model import FACING_CAMERA, cam_to_translation
+from lasor_trainer.neural_renderer import Renderer
 from lasor_trainer.report_format import fmt
 
 OCCLUDER_NAMES = ("none", "person", "object", "both")
@@ -114,8 +116,6 @@ def tpose_protocol(bodies: Bodies, protocol: str = "auto", male: str | None = No
 
     'auto' is 'gendered' when gender models exist (the embedded family, or --male-model and
     --female-model with a real SMPL --body-model), else 'neutral'."""
-    from lasor_shared.body_model import load_body_model
-
     if protocol not in ("auto", *PVE_T_SC_PROTOCOLS):
         raise LasorError(f"--pve-t-sc: expected auto, {', '.join(PVE_T_SC_PROTOCOLS)}, got {protocol!r}")
     have_gendered = bodies.path is None or (male is not None and female is not None)
@@ -136,9 +136,6 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
                    tpose_models: dict | None = None):
     """Per-sample metrics for the model (and the baselines) over a loader → dict of arrays.
     tpose_models: {gender code: model} for the ground-truth T-pose (default: `tpose_protocol` auto)."""
-    from lasor_trainer.data import EVAL_IOU_SIZE
-    from lasor_trainer.neural_renderer import Renderer
-
     model.eval()
     if tpose_models is None:
         tpose_models = tpose_protocol(bodies)[1]
@@ -344,8 +341,6 @@ def set_test_keypoints(cfg: Config, protocol: str) -> str:
     if protocol not in ("detector", "native", "exact"):
         raise LasorError(f"--keypoints: expected detector, native or exact, got {protocol!r}")
     if protocol == "exact":  # a diagnostic: what the error would be with a perfect detector
-        from lasor_trainer.config import KeypointConfig
-
         legacy = cfg.keypoints.mode != "detector"
         cfg.keypoints = KeypointConfig(mode="detector", min_confidence=0.5 if legacy else cfg.keypoints.min_confidence,
                                        noise_visible=0.0, noise_self=0.0, noise_hidden=0.0, drop_hidden=0.0,

@@ -9,6 +9,8 @@ Masks: each person's segmentation probability (> 0.5) from the landmark model, w
 Where two people claim a pixel it goes to the one whose visible skeleton (bones between keypoints of
 confidence ≥ 0.5, the torso filled) is nearest, in units of that person's torso size; each mask is then
 reduced to its connected parts that touch its own skeleton.
+
+cv2 (the [photo] extra) is imported inside the functions that use it, so the module imports without it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from lasor_shared.keypoints import COCO17_NAMES
 from lasor_trainer.photo import blazepose as bp
@@ -164,8 +167,6 @@ def separate(cands: list[_Candidate], H: int, W: int) -> list[Person]:
 def _touching_skeleton(mask: np.ndarray, c: _Candidate) -> np.ndarray:
     """The connected parts of `mask` that contain one of the person's confident keypoints or lie within
     the box around them (widened by 10 %); the largest part if none does."""
-    from scipy import ndimage
-
     lab, n = ndimage.label(mask)
     if n <= 1:
         return mask
