@@ -429,6 +429,49 @@ def _diff(img, grad, b, r, c, rr, cc):
 
 
 @njit(inline="always", **_OPTS)
+def _sweep_edge(gf, P, edge, axis, b, fn, fim, img, grad, ptr, pos, val, silhouette, eps, n, is_):
+    """Add to gf the gradient from one edge of face fn swept along the scan lines of ``axis`` (a
+    constant at each call, so the compiler specialises the pixel indexing for it)."""
+    i0, i1, a0, a1, a2, b0, b1, b2, comp, direction, lo, hi, slope = _edge_lines(P, edge, axis, n)
+    for d0 in range(int(lo), int(hi) + 1):
+        ok, d1_cross, d1_in, d1_out = _crossing(slope, a0, b0, d0, direction, n, is_)
+        if not ok:
+            continue
+        r_in, c_in = _on_line(axis, d0, d1_in)
+        r_out, c_out = _on_line(axis, d0, d1_out)
+        # OUT: the face grows across the edge and covers the pixels beyond it
+        if fim[b, r_in, c_in] == fn:
+            k0, k1 = _beyond(ptr, pos, (b * 2 + axis) * is_ + d0, direction, d1_out)
+            for k in range(k0, k1):
+                d1 = np.int64(pos[k])
+                if silhouette:
+                    dg = val[k]  # > 0 by construction
+                else:
+                    r, c = _on_line(axis, d0, d1)
+                    dg = _diff(img, grad, b, r, c, r_in, c_in)
+                    if dg <= 0.0:
+                        continue
+                delta = (d1 - d1_cross) * 2.0 / n
+                _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
+        # IN: the face shrinks; its own pixels would take the outside pixel's value
+        if silhouette and fim[b, r_out, c_out] >= 0:
+            continue  # a silhouette pixel changes only where the outside is background
+        d1_from, d1_to = _inside_run(a0, a1, a2, b0, b1, b2, d0, d1_in, direction, n, is_)
+        for d1 in range(d1_from, d1_to + 1):
+            r, c = _on_line(axis, d0, d1)
+            if fim[b, r, c] != fn:
+                continue
+            if silhouette:
+                dg = np.float64(grad[b, r, c, 0])
+            else:
+                dg = _diff(img, grad, b, r, c, r_out, c_out)
+            if dg <= 0.0:
+                continue
+            delta = (d1 - d1_cross) * 2.0 / n
+            _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
+
+
+@njit(inline="always", **_OPTS)
 def _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, active, ptr, pos, val, silhouette, eps,
                 grad_faces):
     """One (image, face) job of Kato's approximate gradient of a raster w.r.t. the faces' NDC x, y:
@@ -452,46 +495,8 @@ def _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, activ
     gf = np.zeros(9)
     P = _face_pixels(verts, faces, np.int64(b) * fstride, b, f, rev, n)
     for edge in range(3):
-        for axis in range(2):
-            i0, i1, a0, a1, a2, b0, b1, b2, comp, direction, lo, hi, slope = _edge_lines(P, edge, axis, n)
-            for d0 in range(int(lo), int(hi) + 1):
-                ok, d1_cross, d1_in, d1_out = _crossing(slope, a0, b0, d0, direction, n, is_)
-                if not ok:
-                    continue
-                if axis == 0:
-                    r_in, c_in, r_out, c_out = d1_in, d0, d1_out, d0
-                else:
-                    r_in, c_in, r_out, c_out = d0, d1_in, d0, d1_out
-                # OUT: the face grows across the edge and covers the pixels beyond it
-                if fim[b, r_in, c_in] == fn:
-                    k0, k1 = _beyond(ptr, pos, (b * 2 + axis) * is_ + d0, direction, d1_out)
-                    for k in range(k0, k1):
-                        d1 = np.int64(pos[k])
-                        if silhouette:
-                            dg = val[k]  # > 0 by construction
-                        else:
-                            r, c = _on_line(axis, d0, d1)
-                            dg = _diff(img, grad, b, r, c, r_in, c_in)
-                            if dg <= 0.0:
-                                continue
-                        delta = (d1 - d1_cross) * 2.0 / n
-                        _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
-                # IN: the face shrinks; its own pixels would take the outside pixel's value
-                if silhouette and fim[b, r_out, c_out] >= 0:
-                    continue  # a silhouette pixel changes only where the outside is background
-                d1_from, d1_to = _inside_run(a0, a1, a2, b0, b1, b2, d0, d1_in, direction, n, is_)
-                for d1 in range(d1_from, d1_to + 1):
-                    r, c = _on_line(axis, d0, d1)
-                    if fim[b, r, c] != fn:
-                        continue
-                    if silhouette:
-                        dg = np.float64(grad[b, r, c, 0])
-                    else:
-                        dg = _diff(img, grad, b, r, c, r_out, c_out)
-                    if dg <= 0.0:
-                        continue
-                    delta = (d1 - d1_cross) * 2.0 / n
-                    _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
+        _sweep_edge(gf, P, edge, 0, b, fn, fim, img, grad, ptr, pos, val, silhouette, eps, n, is_)
+        _sweep_edge(gf, P, edge, 1, b, fn, fim, img, grad, ptr, pos, val, silhouette, eps, n, is_)
     _store_corners(gf, grad_faces, b, f)
 
 
