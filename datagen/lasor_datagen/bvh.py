@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import yaml
 from scipy.spatial.transform import Rotation
 
 from lasor_shared.atomic import atomic_write
@@ -252,8 +253,6 @@ def read_joint_map(path: str | None) -> dict:
     """The CMU map (path None) or a YAML joint-map file: {up, forward, joints: {smpl_name: bvh_name}}."""
     if path is None:
         return CMU_JOINT_MAP
-    import yaml
-
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)

@@ -18,6 +18,7 @@ Baseline silhouettes are placed at the true root position.
 Breakdowns: occluder type (none/person/object/both), occluded fraction (1 − visible fraction) bins,
 camera azimuth bins (0° = in front of the body). Writes metrics.json, report.md and PNG plots.
 `evaluate_benchmark` does the same on the real benchmarks (SSP-3D, 3DPW: `lasor_trainer.benchmarks`).
+matplotlib is imported where the plots are drawn, after choosing its non-interactive backend.
 """
 
 from __future__ import annotations
