@@ -12,7 +12,7 @@ import torch
 
 from lasor_shared.body_model import embedded_model_path, load_body_model
 from lasor_shared.hashing import sha256_file
-from lasor_shared.shards import GENDERS
+from lasor_shared.shards import GENDER_CODES, GENDERS
 from lasor_trainer.config import LossConfig
 from lasor_trainer.decimate import coarse_body
 from lasor_trainer.neural_renderer import Renderer
@@ -58,7 +58,7 @@ class Bodies:
     def __init__(self, path: str | None = None, device="cpu", coarse_cell: float = 0.0):
         self.path, self.device = path, device
         self.pred = load_body_model(path, "neutral", device=device)
-        self.models = {0: self.pred}
+        self.models = {GENDER_CODES["neutral"]: self.pred}
         self.faces = self.pred.faces_tensor.long().to(device)
         self.coarse = CoarseBody(self.pred, coarse_cell) if coarse_cell > 0 else None
 

@@ -32,6 +32,7 @@ import torch
 from lasor_shared.body_model import load_body_model
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import SMPL24_NAMES, VISIBILITY_NAMES
+from lasor_shared.shards import GENDER_CODES, GENDERS
 from lasor_trainer import metrics as M
 from lasor_trainer.benchmarks import PW3D, SSP3D
 from lasor_trainer.bodies import Bodies, project_points, render_silhouettes
@@ -123,13 +124,14 @@ def tpose_protocol(bodies: Bodies, protocol: str = "auto", male: str | None = No
     if protocol == "auto":
         protocol = "gendered" if have_gendered else "neutral"
     if protocol == "neutral":
-        return protocol, {0: bodies.pred, 1: bodies.pred, 2: bodies.pred}
+        return protocol, {GENDER_CODES[g]: bodies.pred for g in GENDERS}
     if not have_gendered:
         raise LasorError("--pve-t-sc gendered with a real SMPL --body-model needs --male-model and --female-model")
     if bodies.path is None:
-        return protocol, {g: bodies.model_for(g) for g in (0, 1, 2)}
-    return protocol, {0: bodies.pred, 1: load_body_model(male, "male", device=bodies.device),
-                      2: load_body_model(female, "female", device=bodies.device)}
+        return protocol, {GENDER_CODES[g]: bodies.model_for(GENDER_CODES[g]) for g in GENDERS}
+    given = {"neutral": bodies.pred, "male": load_body_model(male, "male", device=bodies.device),
+             "female": load_body_model(female, "female", device=bodies.device)}
+    return protocol, {GENDER_CODES[g]: given[g] for g in GENDERS}
 
 
 @torch.no_grad()
