@@ -79,6 +79,14 @@ def tiny_dataset(request):
     return make_tiny_dataset(pathlib.Path(request.config.cache.mkdir("lasor-tiny-dataset")))
 
 
+@pytest.fixture(scope="module")
+def bodies():
+    """The trainer's bodies (embedded body model, default settings)."""
+    from lasor_trainer.bodies import Bodies
+
+    return Bodies()
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_dataset, tmp_path_factory):
     """best.pt of a 2-step lasor-train run on `tiny_dataset` (test-tiny config)."""

@@ -177,3 +177,18 @@ def fit_similarity(renderer, vertices, faces, target, offset, steps: int = 300, 
     with torch.no_grad():
         final = render()
     return ious, first, final
+
+
+def offscreen_gl(size: int):
+    """Generator for a pytest fixture: yields (pyrender, trimesh, an OffscreenRenderer size × size) and
+    deletes the renderer afterwards; skips when pyrender/trimesh or an offscreen OpenGL is missing."""
+    import pytest
+
+    pyrender = pytest.importorskip("pyrender")
+    trimesh = pytest.importorskip("trimesh")
+    try:
+        r = pyrender.OffscreenRenderer(size, size)
+    except Exception as exc:  # no EGL/OSMesa
+        pytest.skip(f"no offscreen OpenGL: {exc}")
+    yield pyrender, trimesh, r
+    r.delete()

@@ -17,6 +17,7 @@ from lasor_trainer.cli import eval_main, predict_main, train_main
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "test-tiny.yaml")
 BINARY = bytes(range(256)) * 8                 # NUL bytes and invalid UTF-8
+RAW_FILES = {"empty": b"", "binary": BINARY}  # kinds of bad file written as these bytes
 HUGE_YAML = b"# padding\n" * 500_000           # 5 MB: no recipe or config is that large
 
 # (name, file content) for YAML inputs: recipes, trainer configs, verify --recipe
@@ -224,10 +225,8 @@ def test_train_no_verify_with_a_damaged_shard(tiny_dataset, tmp_path, refused):
 
 def _checkpoint_file(folder, kind, like):
     path = folder / "ck.pt"
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "binary":
-        path.write_bytes(BINARY)
+    if kind in RAW_FILES:
+        path.write_bytes(RAW_FILES[kind])
     elif kind == "huge":
         path.write_bytes(os.urandom(6 * 2**20))
     elif kind == "list":
@@ -354,10 +353,8 @@ def test_predict_bad_flags(tiny_checkpoint, predict_inputs, tmp_path, refused, a
 @pytest.mark.parametrize("kind", ["empty", "binary", "all black", "huge", "text"])
 def test_predict_bad_mask(tiny_checkpoint, predict_inputs, tmp_path, refused, kind):
     path = predict_inputs / "bad.png"
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "binary":
-        path.write_bytes(BINARY)
+    if kind in RAW_FILES:
+        path.write_bytes(RAW_FILES[kind])
     elif kind == "all black":
         Image.fromarray(np.zeros((40, 40), np.uint8)).save(path)
     elif kind == "huge":

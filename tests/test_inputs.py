@@ -12,6 +12,7 @@ from PIL import Image
 from lasor_trainer import inputs
 from lasor_trainer.config import KeypointConfig, config_from_dict, load_config
 from lasor_trainer.data import ShardDataset, collate, make_input, open_dataset
+from photo_testing import ANNOTATION
 
 HERE = os.path.dirname(__file__)
 CONFIG = os.path.join(HERE, "..", "trainer", "configs", "standard.yaml")
@@ -28,7 +29,7 @@ def test_hidden_keypoints_are_no_kinder_than_mediapipe():
     bench/bench_photo.py), pooled: a model is never scored on hidden keypoints' true positions."""
     boxes = json.load(open(NOISE_JSON))["hidden"]
     pasted = json.load(open(os.path.join(HERE, "..", "bench", "results", "photo_keypoint_error.json")))["occluded_v1"]
-    ann = json.load(open(os.path.join(HERE, "data", "real", "coco_000000000785.json")))
+    ann = json.load(open(ANNOTATION))
     ann = ann["annotations"][0] if "annotations" in ann else ann
     h_photo = inputs.person_height(np.asarray(ann["keypoints"], float).reshape(17, 3)[:, :2])
     measured = (boxes["err_frac_mean"] * boxes["n"] + pasted["mean_px"] / h_photo * pasted["n"]) / (boxes["n"] + pasted["n"])

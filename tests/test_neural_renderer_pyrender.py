@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from lasor_shared.camera import opengl_camera_pose
 from lasor_trainer.neural_renderer import Renderer
-from nr_testing import body_like_mesh, body_mesh, embedded_body_path, random_view
+from nr_testing import body_like_mesh, body_mesh, embedded_body_path, offscreen_gl, random_view
 
 pytestmark = pytest.mark.gl
 
@@ -22,27 +23,9 @@ ORIG = 512
 N_VIEWS = 10
 
 
-def _opengl_pose(R, t):
-    try:
-        from lasor_shared.camera import opengl_camera_pose
-
-        return opengl_camera_pose(R, t)
-    except ImportError:  # pragma: no cover
-        M = np.eye(4)
-        M[:3, :3], M[:3, 3] = R, t
-        return np.linalg.inv(np.diag([1.0, -1.0, -1.0, 1.0]) @ M)
-
-
 @pytest.fixture(scope="module")
 def gl():
-    pyrender = pytest.importorskip("pyrender")
-    trimesh = pytest.importorskip("trimesh")
-    try:
-        r = pyrender.OffscreenRenderer(S, S)
-    except Exception as exc:  # no EGL/OSMesa
-        pytest.skip(f"no offscreen OpenGL: {exc}")
-    yield pyrender, trimesh, r
-    r.delete()
+    yield from offscreen_gl(S)
 
 
 def _pyrender_depth(gl, v, f, K, R, t):
@@ -53,7 +36,7 @@ def _pyrender_depth(gl, v, f, K, R, t):
     f2 = np.concatenate([f, f[:, ::-1]])
     node = scene.add(pyrender.Mesh.from_trimesh(trimesh.Trimesh(v, f2, process=False), smooth=False))
     cam = pyrender.IntrinsicsCamera(K[0, 0] * s, K[1, 1] * s, K[0, 2] * s, K[1, 2] * s, znear=0.05, zfar=100.0)
-    scene.add(cam, pose=_opengl_pose(R, t))
+    scene.add(cam, pose=opengl_camera_pose(R, t))
     # SEG disables GL_MULTISAMPLE: coverage and depth are then sampled at pixel centres. (The
     # multisampled DEPTH_ONLY pass returns sample 0's depth, ≈(+0.375, +0.875) px off-centre on EGL.)
     flags = pyrender.RenderFlags.SEG | pyrender.RenderFlags.SKIP_CULL_FACES

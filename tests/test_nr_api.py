@@ -361,7 +361,7 @@ def _exact_outputs():
     """RGB, vertex and texture gradients of a batch, on 1 thread and on all of numba's threads."""
     import numba
 
-    from lasor_trainer.neural_renderer import cpu_kernels, texture_kernels
+    from lasor_trainer.neural_renderer import cpu_kernels
     from nr_testing import body_like_mesh
 
     v0, f = body_like_mesh(2)
@@ -373,7 +373,7 @@ def _exact_outputs():
     keep = cpu_kernels.PARALLEL_MIN_WORK
     try:
         for name, min_work in (("one", 10**12), ("all", keep)):
-            cpu_kernels.PARALLEL_MIN_WORK = texture_kernels.PARALLEL_MIN_WORK = min_work  # 1 / all threads
+            cpu_kernels.PARALLEL_MIN_WORK = min_work  # 1 / all threads (texture_kernels uses the same)
             torch.manual_seed(0)
             v = torch.from_numpy(v0)[None].repeat(B, 1, 1) + torch.linspace(-0.2, 0.2, B)[:, None, None]
             v.requires_grad_(True)
@@ -383,7 +383,7 @@ def _exact_outputs():
             out.update({name + "_rgb": rgb.detach().numpy(), name + "_gv": v.grad.numpy(),
                         name + "_gt": tex.grad.numpy()})
     finally:
-        cpu_kernels.PARALLEL_MIN_WORK = texture_kernels.PARALLEL_MIN_WORK = keep
+        cpu_kernels.PARALLEL_MIN_WORK = keep
     return out
 
 

@@ -21,7 +21,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 import numpy as np
 import pytest
 import torch
-from nr_testing import body_mesh, cube_mesh, random_view, silhouette_iou
+from nr_testing import body_mesh, cube_mesh, offscreen_gl, random_view, silhouette_iou
 
 import lasor_trainer.neural_renderer as nr
 
@@ -34,15 +34,8 @@ LIGHT_DIR = np.array([0.3, -0.6, 0.75])
 
 @pytest.fixture(scope="module")
 def gl():
-    pyrender = pytest.importorskip("pyrender")
-    trimesh = pytest.importorskip("trimesh")
-    try:
-        r = pyrender.OffscreenRenderer(S, S)
-    except Exception as exc:  # no EGL/OSMesa
-        pytest.skip(f"no offscreen OpenGL: {exc}")
     nr.warmup_rgb()
-    yield pyrender, trimesh, r
-    r.delete()
+    yield from offscreen_gl(S)
 
 
 def _light(v, f):

@@ -11,22 +11,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from lasor_trainer.cli import predict_main
+from photo_testing import ANNOTATION, PHOTO, needs_detector
 
 HERE = os.path.dirname(__file__)
-PHOTO = os.path.join(HERE, "data", "real", "coco_000000000785.jpg")
-ANNOTATION = os.path.join(HERE, "data", "real", "coco_000000000785.json")
 CONFIG = os.path.join(HERE, "..", "trainer", "configs", "test-tiny.yaml")
-
-
-def _has_photo_extra() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("mediapipe") is not None
-
-
-# CI installs the extra (make test): there a missing detector is a failure, not a skip
-needs_detector = pytest.mark.skipif(not _has_photo_extra() and os.environ.get("CI") != "true",
-                                    reason="the [photo] extra is not installed: pip install 'lasor[photo]'")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,6 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "te
 
 
 @pytest.fixture(scope="module")
-def bodies():
-    from lasor_trainer.bodies import Bodies
-
-    return Bodies()
-
-
-@pytest.fixture(scope="module")
 def checkpoint(tiny_checkpoint):
     return tiny_checkpoint
 

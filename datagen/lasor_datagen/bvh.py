@@ -23,8 +23,10 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import yaml
 from scipy.spatial.transform import Rotation
 
+from lasor_shared.atomic import atomic_write
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import SMPL24_NAMES
 
@@ -251,8 +253,6 @@ def read_joint_map(path: str | None) -> dict:
     """The CMU map (path None) or a YAML joint-map file: {up, forward, joints: {smpl_name: bvh_name}}."""
     if path is None:
         return CMU_JOINT_MAP
-    import yaml
-
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
@@ -423,7 +423,6 @@ def write_pose_set(out: str, poses: np.ndarray, sources: list, frames: np.ndarra
     if not len(poses) or not np.all(np.isfinite(poses)):
         raise LasorError(f"{out}: no finite poses to write")
     os.makedirs(os.path.dirname(os.path.abspath(out)) or ".", exist_ok=True)
-    tmp = out + ".tmp.npz"
-    np.savez(tmp, poses=poses.astype(np.float64), source=np.array(sources), frame=frames.astype(np.int64),
-             mocap_framerate=fps.astype(np.float64))
-    os.replace(tmp, out)
+    with atomic_write(out, suffix=".npz") as tmp:  # np.savez would append .npz to any other name
+        np.savez(tmp, poses=poses.astype(np.float64), source=np.array(sources), frame=frames.astype(np.int64),
+                 mocap_framerate=fps.astype(np.float64))

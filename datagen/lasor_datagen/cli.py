@@ -1,11 +1,22 @@
-"""The `lasor-datagen` command line."""
+"""The `lasor-datagen` command line.
+
+Each command imports its working modules (torch, pyrender/OpenGL, Dask, the generator) inside its
+function, so that `--help` and the light commands start without loading what they do not use.
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+import sys
+import time
+
 import click
+import numpy as np
 
 from lasor_shared.cli_util import OneLineGroup, clean_errors
-from lasor_shared.shards import GENDERS
+from lasor_shared.errors import LasorError
+from lasor_shared.shards import GENDERS, read_manifest
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,8 +40,6 @@ def body_model():
 @clean_errors
 def show(path, gender, out_png, size):
     """Print a body model's summary; optionally render it in several shapes and poses."""
-    import time
-
     import torch
 
     from lasor_shared.body_model import load_body_model
@@ -131,15 +140,10 @@ def poses_import(inputs, out_path, joint_map, min_change_deg, skip_bad, sheet_pn
     BVH's own joints after one scale + rotation alignment (the skeletons' proportions differ, so
     a few centimetres remain).
     """
-    import glob
-    import os
-
-    import numpy as np
     import torch
 
     from lasor_datagen.bvh import import_bvh, read_joint_map, retarget_error, write_pose_set
     from lasor_shared.body_model import load_body_model
-    from lasor_shared.errors import LasorError
 
     files = []
     for p in inputs:
@@ -230,8 +234,6 @@ def generate_cmd(recipe, out, scheduler, workers, overwrite, shards, samples_per
 @clean_errors
 def verify_cmd(dataset, recipe):
     """Re-hash every shard of DATASET against manifest.json and check the schema (exit 1 on problems)."""
-    import sys
-
     from lasor_datagen.orchestrate import verify
 
     problems = verify(dataset, recipe)
@@ -240,8 +242,6 @@ def verify_cmd(dataset, recipe):
             click.echo(f"problem: {p}", err=True)
         click.echo(f"{dataset}: {len(problems)} problem(s)", err=True)
         sys.exit(1)
-    from lasor_shared.shards import read_manifest
-
     m = read_manifest(dataset)
     click.echo(f"{dataset}: ok ({m['totals']['n_shards']} shards, {m['totals']['n_samples']} samples, "
                f"recipe {m['recipe_hash'][:12]})")

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy import ndimage
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
@@ -70,8 +71,6 @@ def _incidence(faces: np.ndarray, n_vertices: int):
     """Vertex × face incidence (CSR) of a mesh topology, built once per faces array."""
     key = (id(faces), n_vertices)
     if key not in _INCIDENCE or _INCIDENCE[key][0] is not faces:
-        import scipy.sparse as sp
-
         rows = np.asarray(faces).ravel()
         cols = np.repeat(np.arange(len(faces)), 3)
         _INCIDENCE[key] = (faces, sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, len(faces))))

@@ -9,11 +9,15 @@ Order of work (nothing is written until every check has passed):
 4. `recipe.json` is written, shards already present and valid (sidecar hash = file hash, same
    recipe hash) are kept, the rest are submitted, one task per shard, with retries on worker loss;
 5. `manifest.json` is assembled from the sidecars, written last, atomically.
+
+The generator's own modules (torch, the body model, Dask, the worker) are imported inside the
+functions that use them, so that `lasor-datagen verify` starts without them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import logging
@@ -22,11 +26,12 @@ import platform
 import signal
 import threading
 import time
+from importlib.metadata import PackageNotFoundError, version
 
 from lasor_shared.errors import LasorError
 from lasor_shared.shards import (LOCK_FILE, MANIFEST, MAX_EMPTY_TARGETS, RECIPE_FILE, SCHEMA_VERSION, empty_targets,
                                  read_manifest, sha256_file, shard_name, shard_schema, sidecar_name,
-                                 write_json_atomic)
+                                 verify_dataset, write_json_atomic)
 
 RETRIES = 3
 
@@ -35,8 +40,6 @@ RETRIES = 3
 def _generate_lock(out):
     """Exclusive lock on the dataset folder for one `generate` run (released when the process ends,
     however it ends); a second run into the same folder fails at once with a clear message."""
-    import fcntl
-
     path = os.path.join(out, LOCK_FILE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -116,8 +119,6 @@ def versions(gl_platform):
     import numpy
     import smplx
     import torch
-
-    from importlib.metadata import PackageNotFoundError, version
 
     def v(name):
         try:
@@ -310,8 +311,6 @@ def _run(todo, recipe, rdict, rhash, body, out, scheduler, workers, gl_platform,
 
 def verify(dataset_dir, recipe_path=None, log=print):
     """Problems list of `lasor_shared.shards.verify_dataset`, optionally against a recipe file."""
-    from lasor_shared.shards import verify_dataset
-
     read_manifest(dataset_dir)
     recipe = inputs = None
     if recipe_path:

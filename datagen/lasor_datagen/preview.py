@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import h5py
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -50,8 +51,6 @@ def tile(mask, kp, vis, text, scale):
 
 def contact_sheet(dataset_dir: str, out_png: str, n: int = 64, cols: int = 8, seed: int = 0, tile_px: int = 192):
     """Write a PNG of n samples drawn evenly across the shards; returns its size."""
-    import h5py
-
     manifest = read_manifest(dataset_dir)
     total = sum(r["n_samples"] for r in manifest["shards"])
     if total == 0:

@@ -11,8 +11,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lasor_shared.body_model import embedded_model_path
 from lasor_shared.config import from_dict, load_yaml, to_dict
 from lasor_shared.errors import LasorError
+from lasor_shared.hashing import sha256_file
 from lasor_shared.shards import GENDERS, recipe_hash
 
 MAX_SEED = 2**63 - 1        # stored as an HDF5 int64 attribute
@@ -236,9 +238,6 @@ def recipe_dict(recipe: Recipe) -> dict:
 
 def input_hashes(recipe: Recipe) -> dict:
     """sha256 of every file the recipe reads (body models and pose files), for the recipe hash."""
-    from lasor_shared.body_model import embedded_model_path
-    from lasor_shared.hashing import sha256_file
-
     out = {"body_models": {}, "pose_files": {}}
     for g in recipe.body_model.used_genders():
         path = recipe.body_model.path_for(g) or embedded_model_path(g)

@@ -16,6 +16,9 @@ and label images are exact):
 Fast passes draw into pyrender's single-sample framebuffer and read it back directly (its 4× MSAA
 buffer and resolve blit are of no use with multisampling off). `fast=False` renders the full scene
 with pyrender's own SEG pass instead — the reference the tests compare against pixel for pixel.
+
+pyrender and OpenGL are imported inside the methods: the GL platform (PYOPENGL_PLATFORM) must be
+chosen before either is first imported.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import numpy as np
 
 from lasor_shared.camera import opengl_camera_pose
+from lasor_datagen.scene import object_faces, unit_mesh
 from lasor_datagen.timers import stage
 
 TARGET, PERSON0, OBJECT0 = 1, 32, 64
@@ -57,8 +61,6 @@ class _DynamicMesh:
 class SceneRenderer:
     def __init__(self, image_size, faces, vertex_part, max_persons, max_objects, n_vertices, fast=True):
         import pyrender
-
-        from lasor_datagen.scene import object_faces, unit_mesh
 
         self.size = image_size
         self.r = pyrender.OffscreenRenderer(image_size, image_size)

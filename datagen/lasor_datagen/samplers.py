@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-GENDER_ORDER = ("neutral", "male", "female")
+from lasor_shared.shards import GENDERS
 
 
 def bbox(points):
@@ -32,7 +32,7 @@ def sample_betas(rng, std: float) -> np.ndarray:
 
 
 def sample_gender(rng, weights: dict) -> str:
-    names = [g for g in GENDER_ORDER if weights.get(g, 0) > 0]
+    names = [g for g in GENDERS if weights.get(g, 0) > 0]
     w = np.array([weights[g] for g in names], float)
     return names[int(rng.choice(len(names), p=w / w.sum()))] if len(names) > 1 else names[0]
 

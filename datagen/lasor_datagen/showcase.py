@@ -1,19 +1,30 @@
-"""A contact sheet of a body model: shapes (each of the 10 betas at ±2σ) and poses, front and side, via pyrender."""
+"""A contact sheet of a body model: shapes (each of the 10 betas at ±2σ) and poses, front and side, via pyrender.
+
+pyrender is imported inside the functions that render: its OpenGL platform must be chosen first
+(`lasor_datagen.gl.select_gl_platform`).
+"""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
+import trimesh
 from PIL import Image, ImageDraw
 
-from lasor_shared.camera import intrinsics, opengl_camera_pose, orbit_camera
+from lasor_shared.camera import intrinsics, opengl_camera_pose, orbit_camera, project
+from lasor_shared.errors import LasorError
+from lasor_shared.keypoints import SMPL24_NAMES
 from lasor_shared.sheets import tile_grid
+from lasor_datagen.bvh import POSITION_JOINTS, forward_kinematics
+from lasor_datagen.poses import LIBRARY
+from lasor_datagen.samplers import ground_transl
 
 
 def render_mesh(renderer, vertices, faces, K, R, t, color=(0.75, 0.62, 0.52)):
     """RGB (H,W,3) uint8 of one mesh with a head light, white background."""
     import pyrender
-    import trimesh
 
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(*color, 1.0), metallicFactor=0.1,
@@ -30,7 +41,6 @@ def render_mesh(renderer, vertices, faces, K, R, t, color=(0.75, 0.62, 0.52)):
 def showcase_poses():
     """Named (72,) axis-angle poses: T-pose, walking, arms down, sitting-like, reaching."""
     def pose(**joints):
-        from lasor_shared.keypoints import SMPL24_NAMES
         p = np.zeros(72)
         for name, aa in joints.items():
             p[3 * SMPL24_NAMES.index(name):3 * SMPL24_NAMES.index(name) + 3] = aa
@@ -78,14 +88,17 @@ def body_model_sheet(model, out_png: str, size: int = 256):
             tiles.append(tile)
     finally:
         renderer.delete()
-    sheet = tile_grid(tiles, 4, cell=(2 * size, size))
-    sheet.save(out_png)
+    return _save_sheet(tiles, 4, size, out_png)
+
+
+def _save_sheet(tiles, cols: int, size: int, path: str, title: str | None = None):
+    """Save two-view tiles (2·size × size) in `cols` columns as the PNG `path`; returns the sheet's (w, h)."""
+    sheet = tile_grid(tiles, cols, cell=(2 * size, size), title=title)
+    sheet.save(path)
     return sheet.size
 
 
 def _floor_mesh(centre, half=0.9):
-    import trimesh
-
     x, z = centre[0], centre[2]
     v = np.array([[x - half, 0, z - half], [x + half, 0, z - half], [x + half, 0, z + half], [x - half, 0, z + half]])
     return trimesh.Trimesh(v, [[0, 2, 1], [0, 3, 2]], process=False)
@@ -94,7 +107,6 @@ def _floor_mesh(centre, half=0.9):
 def render_posed(renderer, vertices, faces, size, views=((0.6, 0.25), (np.pi / 2, 0.12))):
     """Side-by-side renders (one per (azimuth, elevation) view) of a body standing on a grey floor at y = 0."""
     import pyrender
-    import trimesh
 
     centre = (vertices.min(0) + vertices.max(0)) / 2
     images = []
@@ -116,18 +128,12 @@ def render_posed(renderer, vertices, faces, size, views=((0.6, 0.25), (np.pi / 2
 
 def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, groups=None):
     """One PNG per library group (`poses-GROUP.png`): every pose on the ground, two views. Returns the paths."""
-    import os
-
     import pyrender
-
-    from lasor_datagen.poses import LIBRARY
-    from lasor_datagen.samplers import ground_transl
 
     os.makedirs(out_dir, exist_ok=True)
     order = list(dict.fromkeys(g for _, g, _ in LIBRARY))
     unknown = sorted(set(groups or ()) - set(order))
     if unknown:
-        from lasor_shared.errors import LasorError
         raise LasorError(f"--group: unknown pose group(s) {', '.join(unknown)} (known: {', '.join(order)})")
     renderer = pyrender.OffscreenRenderer(size, size)
     paths = []
@@ -143,10 +149,8 @@ def pose_library_sheets(model, out_dir: str, size: int = 192, cols: int = 5, gro
                 tile = Image.fromarray(render_posed(renderer, v, model.faces, size))
                 ImageDraw.Draw(tile).text((4, 4), name, fill=(0, 0, 0))
                 tiles.append(tile)
-            sheet = tile_grid(tiles, cols, cell=(2 * size, size), title=f"{group}: {len(tiles)} poses")
-            path = os.path.join(out_dir, f"poses-{group}.png")
-            sheet.save(path)
-            paths.append(path)
+            paths.append(os.path.join(out_dir, f"poses-{group}.png"))
+            _save_sheet(tiles, cols, size, paths[-1], title=f"{group}: {len(tiles)} poses")
     finally:
         renderer.delete()
     return paths
@@ -163,11 +167,6 @@ def _camera_for(vertices, size, az, el):
 def mocap_sheet(model, bvh, joint_map, frames, poses, fit, out_png: str, size: int = 256, n: int = 6):
     """Side by side for n frames: the BVH skeleton (its own FK, aligned by `fit`) and the retargeted SMPL body."""
     import pyrender
-
-    from lasor_datagen.bvh import POSITION_JOINTS, forward_kinematics
-    from lasor_shared.keypoints import SMPL24_NAMES
-    from lasor_datagen.samplers import ground_transl
-    from lasor_shared.camera import project
 
     pick = np.unique(np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int))
     _, Pb = forward_kinematics(bvh, frames[pick])
@@ -204,6 +203,4 @@ def mocap_sheet(model, bvh, joint_map, frames, poses, fit, out_png: str, size: i
             tiles.append(tile)
     finally:
         renderer.delete()
-    sheet = tile_grid(tiles, 3, cell=(2 * size, size))
-    sheet.save(out_png)
-    return sheet.size
+    return _save_sheet(tiles, 3, size, out_png)

@@ -1,10 +1,15 @@
-"""Dataset statistics: per-shard summaries (kept in sidecars and the manifest) and `lasor-datagen stats`."""
+"""Dataset statistics: per-shard summaries (kept in sidecars and the manifest) and `lasor-datagen stats`.
+
+matplotlib and the scene audit (torch) are imported inside the functions that draw and audit: the workers
+import this module for `ShardStats` and need neither.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
+import h5py
 import numpy as np
 
 from lasor_shared.errors import LasorError
@@ -79,8 +84,6 @@ def totals(records):
 
 def load_fields(dataset_dir, fields, limit=None):
     """Concatenate some small fields over the dataset's shards (in manifest order)."""
-    import h5py
-
     manifest = read_manifest(dataset_dir)
     out = {f: [] for f in fields}
     count = 0
@@ -97,11 +100,6 @@ def load_fields(dataset_dir, fields, limit=None):
 def dataset_stats(dataset_dir: str, out_dir: str, audit_samples: int = 0) -> dict:
     """Histograms of a dataset as stats.json and stats.png in out_dir (with a scene audit of the first
     `audit_samples` samples when > 0); returns the JSON."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fields = ("azimuth", "elevation", "roll", "distance", "focal", "visible_fraction", "occluder_type",
               "n_person_occluders", "n_object_occluders", "visibility_coco", "visibility_joints", "betas",
               "object_kind", "person_role")
@@ -110,12 +108,26 @@ def dataset_stats(dataset_dir: str, out_dir: str, audit_samples: int = 0) -> dic
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise LasorError(f"{out_dir}: cannot create output folder ({e.strerror})") from None
+    result = _numbers(data, manifest)
+    if audit_samples:
+        from lasor_datagen.audit import audit_dataset
+
+        result["audit"] = audit_dataset(dataset_dir, audit_samples)
+    _plot(data, result, f"{os.path.basename(os.path.abspath(dataset_dir))}: {result['n_samples']} samples",
+          os.path.join(out_dir, "stats.png"))
+    with open(os.path.join(out_dir, "stats.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def _numbers(data: dict, manifest: dict) -> dict:
+    """The JSON part of `dataset_stats` from the loaded fields."""
     n = len(data["azimuth"])
     vis_c = data["visibility_coco"]
     occ_types = np.bincount(data["occluder_type"], minlength=4)
     occluded = data["occluder_type"] > 0
     kinds = np.bincount(data["object_kind"].reshape(-1), minlength=len(OBJECT_KINDS))
-    result = {
+    return {
         "n_samples": int(n),
         "recipe_hash": manifest["recipe_hash"],
         "azimuth_deg_hist_30deg": np.histogram(np.rad2deg(data["azimuth"]), bins=12, range=(0, 360))[0].tolist(),
@@ -139,10 +151,19 @@ def dataset_stats(dataset_dir: str, out_dir: str, audit_samples: int = 0) -> dic
         "occluded_fraction": occluded_fraction(data, manifest["recipe"]["occlusion"]["occluded_fraction"]),
         "rejections": rejection_rates(manifest["totals"]),
     }
-    if audit_samples:
-        from lasor_datagen.audit import audit_dataset
 
-        result["audit"] = audit_dataset(dataset_dir, audit_samples)
+
+def _plot(data: dict, result: dict, title: str, path: str):
+    """stats.png: the histograms and bars of `dataset_stats`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = result["n_samples"]
+    vis_c = data["visibility_coco"]
+    occ_types = np.bincount(data["occluder_type"], minlength=4)
+    occluded = data["occluder_type"] > 0
     fig, axes = plt.subplots(3, 4, figsize=(17, 10))
     ax = axes[0, 0]
     ax.remove()
@@ -188,13 +209,10 @@ def dataset_stats(dataset_dir: str, out_dir: str, audit_samples: int = 0) -> dic
     ax.set_title("sampling rejections and retries", fontsize=9)
     ax.tick_params(labelsize=7)
     axes[2, 3].axis("off")
-    fig.suptitle(f"{os.path.basename(os.path.abspath(dataset_dir))}: {n} samples", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "stats.png"), dpi=80)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
-    with open(os.path.join(out_dir, "stats.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    return result
 
 
 FRONT_QUANTILES = (10, 50, 90)

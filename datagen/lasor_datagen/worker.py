@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import smplx
 import torch
 
+from lasor_shared.atomic import atomic_write
 from lasor_shared.body_model import load_body_model
 from lasor_shared.camera import project, to_camera
 from lasor_shared.errors import LasorError
@@ -333,7 +333,6 @@ class ShardJob:
     schema: dict
     attrs: dict
     final: str
-    tmp: str
     rng: np.random.Generator
     azimuths: np.ndarray
 
@@ -346,16 +345,13 @@ def open_job(ctx, recipe_hash: str, body_info: dict, index: int, out_dir: str) -
              "body_model_sha256": body_info["sha256"], "body_models": body_info["json"], "image_size": W,
              "seed": r.seed, "shard_index": index, "n_samples": n, "max_persons": KP, "max_objects": KO}
     final = os.path.join(out_dir, shard_name(index))
-    tmp = f"{final}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     rng = np.random.default_rng(np.random.SeedSequence([r.seed, index]))
     azimuths = stratified_azimuths(rng, n, r.camera.azimuth_deg)
-    return ShardJob(index, n, schema, attrs, final, tmp, rng, azimuths)
+    return ShardJob(index, n, schema, attrs, final, rng, azimuths)
 
 
-def publish(job: ShardJob, recipe_hash: str, stats, out_dir: str) -> dict:
-    """Hash the finished file, rename it into place, then write its sidecar. → the shard's record."""
-    digest = sha256_file(job.tmp)
-    os.replace(job.tmp, job.final)
+def publish(job: ShardJob, digest: str, recipe_hash: str, stats, out_dir: str) -> dict:
+    """Write the sidecar of the shard now in place (sha256 `digest`). → the shard's record."""
     record = {"file": shard_name(job.index), "index": job.index, "n_samples": job.n, "sha256": digest,
               "bytes": os.path.getsize(job.final), "recipe_hash": recipe_hash, "stats": stats.summary()}
     write_json_atomic(os.path.join(out_dir, sidecar_name(job.index)), record)
@@ -364,22 +360,21 @@ def publish(job: ShardJob, recipe_hash: str, stats, out_dir: str) -> dict:
 
 def generate_shard(recipe_data: dict, recipe_hash: str, body_info: dict, index: int, out_dir: str,
                    gl_platform: str | None = None) -> dict:
-    """Generate shard `index` into out_dir (tmp name → rename, then its sidecar). Returns its record
-    with the task's per-stage seconds (`timing`, see `timers`)."""
+    """Generate shard `index` into out_dir (a temporary hashed and renamed into place by
+    `atomic_write`, then its sidecar). Returns its record with the task's per-stage seconds (`timing`,
+    see `timers`)."""
     _prepare_process(gl_platform)
     with StageTimer() as timer:
         with timer("setup"):
             ctx = get_context(recipe_data)
             job = open_job(ctx, recipe_hash, body_info, index, out_dir)
             stats = ShardStats()
-        try:
-            with ShardWriter(job.tmp, job.schema, job.n, job.attrs, CHUNK, ctx.recipe.output.compression_level) as w:
+        with atomic_write(job.final) as tmp:
+            with ShardWriter(tmp, job.schema, job.n, job.attrs, CHUNK, ctx.recipe.output.compression_level) as w:
                 for start in range(0, job.n, CHUNK):
                     w.write(start, generate_chunk(ctx, job, start, stats))
             with timer("write"):
-                record = publish(job, recipe_hash, stats, out_dir)
-        except BaseException:
-            if os.path.exists(job.tmp):
-                os.unlink(job.tmp)
-            raise
+                digest = sha256_file(tmp)
+        with timer("write"):
+            record = publish(job, digest, recipe_hash, stats, out_dir)
     return {**record, "timing": timer.totals, "worker_pid": os.getpid()}

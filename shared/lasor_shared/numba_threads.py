@@ -4,6 +4,8 @@ numba's 'omp' threading layer and torch share one OpenMP runtime: a numba parall
 calling thread's OpenMP thread count, which torch then reports and uses (a render call used to
 leave torch at 2 threads after `torch.set_num_threads(1)`). `kernel_threads` runs a block of
 kernel calls with a chosen numba thread count and restores numba's and torch's counts afterwards.
+numba and torch are imported on the first call, so importing this module (as the body model does)
+loads neither.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import copyreg
 import pickle
 
 import numpy as np
+import scipy.sparse
 
 MAX_SPARSE_ELEMENTS = 10**8  # dense size a sparse matrix may expand to
 
@@ -62,8 +63,6 @@ class _Unpickler(pickle.Unpickler):
         if module == "chumpy" or module.startswith("chumpy."):
             return _ChumpyArray
         if self.sparse and module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
-            import scipy.sparse
-
             return getattr(scipy.sparse, name)
         if (module, name) in self.allowed:
             return self.allowed[(module, name)]

@@ -29,6 +29,8 @@ H = W = image size, KP = the recipe's person-slot count, KO = its object-slot co
 
 `lasor_datagen.scene.object_vertices(kind, params)` rebuilds an object's mesh; bodies come from the
 body model with (pose, betas, transl). File attributes: see `FILE_ATTRS`.
+h5py is imported inside the functions that open shards: the command lines import this module for its
+constants and start without it.
 """
 
 from __future__ import annotations

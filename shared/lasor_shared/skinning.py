@@ -7,7 +7,8 @@ all 24 weights; on a CPU that traffic, not the arithmetic, is the cost.
 
 On the CPU the forward and backward are numba kernels, parallel over the batch: every sample owns
 its outputs and sums in a fixed order, so results do not depend on the thread count. Elsewhere
-(CUDA) the same product runs as torch ops.
+(CUDA) the same product runs as torch ops. numba is imported, and the kernels compiled or loaded
+from its cache, on the first CPU call (`_cpu_kernels`), not when the body model is imported.
 """
 
 from __future__ import annotations

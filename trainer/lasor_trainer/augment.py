@@ -11,11 +11,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from lasor_shared.keypoints import COCO17_FLIP, COCO17_NAMES
 from lasor_trainer.config import AugmentConfig
 
-LR_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
-# limb segments (proximal, distal) in COCO-17: upper/lower arms and legs
-LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16))
+# (left, right) twins in COCO-17, from the shared flip permutation
+LR_PAIRS = tuple((i, j) for i, j in enumerate(COCO17_FLIP) if i < j)
+# limb segments (proximal, distal) in COCO-17: upper/lower arms and legs, left before right
+LIMBS = tuple((COCO17_NAMES.index(f"{side}_{a}"), COCO17_NAMES.index(f"{side}_{b}"))
+              for chain in (("shoulder", "elbow", "wrist"), ("hip", "knee", "ankle"))
+              for side in ("left", "right") for a, b in zip(chain, chain[1:]))
 
 
 def _disk(r: int) -> np.ndarray:

@@ -30,12 +30,14 @@ from PIL import Image
 
 from lasor_shared.errors import LasorError
 from lasor_shared.pw3d import read_sequence
+from lasor_shared.shards import GENDER_CODES
 from lasor_trainer.config import Config
 from lasor_trainer.data import make_sample
+from lasor_trainer.neural_renderer import projection, rasterize_face_index_map, vertices_to_faces
 from lasor_trainer.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 COCO18_TO_COCO17 = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
-GENDER = {"m": 1, "male": 1, "f": 2, "female": 2, "n": 0, "neutral": 0}
+GENDER = {**GENDER_CODES, **{g[0]: code for g, code in GENDER_CODES.items()}}  # also "m", "f", "n"
 
 
 def _gender_code(g) -> int:
@@ -155,8 +157,6 @@ class PW3D(torch.utils.data.Dataset):
         return len(self.items)
 
     def raw(self, i):
-        from lasor_trainer.neural_renderer import projection, rasterize_face_index_map, vertices_to_faces
-
         s, p, t = self.items[i]
         d = self.seqs[s]
         pose = np.asarray(d["poses"][p][t], np.float64)

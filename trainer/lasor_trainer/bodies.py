@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lasor_shared.body_model import load_body_model
-from lasor_shared.shards import GENDERS
+from lasor_shared.body_model import embedded_model_path, load_body_model
+from lasor_shared.hashing import sha256_file
+from lasor_shared.shards import GENDER_CODES, GENDERS
 from lasor_trainer.config import LossConfig
+from lasor_trainer.decimate import coarse_body
+from lasor_trainer.neural_renderer import Renderer
 from lasor_trainer.rotations import axis_angle_to_matrix
 
 
@@ -23,8 +26,6 @@ class CoarseBody:
     the vertex loss and the silhouette renderer about 3× cheaper; evaluation always uses every vertex."""
 
     def __init__(self, model, cell: float):
-        from lasor_trainer.decimate import coarse_body
-
         keep, faces, weight, owner = coarse_body(model, cell)
         # COCO keypoints: each vertex's regressor weight moves to the kept vertex standing for it
         cw = model.coco_vertex_weights.cpu().numpy()
@@ -57,7 +58,7 @@ class Bodies:
     def __init__(self, path: str | None = None, device="cpu", coarse_cell: float = 0.0):
         self.path, self.device = path, device
         self.pred = load_body_model(path, "neutral", device=device)
-        self.models = {0: self.pred}
+        self.models = {GENDER_CODES["neutral"]: self.pred}
         self.faces = self.pred.faces_tensor.long().to(device)
         self.coarse = CoarseBody(self.pred, coarse_cell) if coarse_cell > 0 else None
 
@@ -65,9 +66,6 @@ class Bodies:
         """sha256 of the file this trainer uses as ground-truth body for `gender` (neutral/male/female)."""
         if self.path is not None:
             return self.pred.sha256
-        from lasor_shared.body_model import embedded_model_path
-        from lasor_shared.hashing import sha256_file
-
         if gender == "neutral":
             return self.pred.sha256
         try:
@@ -120,8 +118,6 @@ class Bodies:
 
 
 def make_renderer(cfg: LossConfig, input_size: int, backend=None):
-    from lasor_trainer.neural_renderer import Renderer
-
     return Renderer(image_size=cfg.silhouette_size, anti_aliasing=False, fill_back=False, camera_mode="projection",
                     orig_size=input_size, near=0.05, far=1000.0, backend=backend)
 

@@ -18,6 +18,8 @@ import torch
 
 from lasor_shared.atomic import atomic_write
 from lasor_shared.errors import LasorError
+from lasor_trainer.config import config_from_dict
+from lasor_trainer.model import Regressor
 
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
@@ -135,9 +137,6 @@ def init_weights(path: str, cfg, model, body_sha256: str, device) -> None:
 
 def load_model(path: str, device="cpu"):
     """(model in eval mode, Config, checkpoint dict) of a lasor-train checkpoint."""
-    from lasor_trainer.config import config_from_dict
-    from lasor_trainer.model import Regressor
-
     ck = load(path, device)
     try:
         cfg = config_from_dict(ck["config"])

@@ -1,19 +1,24 @@
-"""Command lines: `lasor-train`, `lasor-eval`, `lasor-predict` (click; LasorError → one line, exit 2)."""
+"""Command lines: `lasor-train`, `lasor-eval`, `lasor-predict` (click; LasorError → one line, exit 2).
+
+Each command imports torch and its working modules inside its function, so that `--help` and bad
+arguments answer without loading them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 
 import click
 
 from lasor_shared.cli_util import OneLineCommand, OneLineGroup, clean_errors
+from lasor_shared.errors import LasorError
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
 
 def _overrides(pairs):
-    from lasor_shared.errors import LasorError
     from lasor_trainer.config import parse_value
 
     out = {}
@@ -27,8 +32,6 @@ def _overrides(pairs):
 
 def _write_summary(out_dir, summary, cfg):
     """RUN/summary.json: steps, wall time, per-phase timing and the machine (read by the model card)."""
-    import platform
-
     import torch
 
     info = dict(summary, machine=f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
@@ -40,8 +43,6 @@ def _write_summary(out_dir, summary, cfg):
 
 def _check_device(name: str):
     import torch
-
-    from lasor_shared.errors import LasorError
 
     try:
         dev = torch.device(name)
@@ -127,8 +128,6 @@ CHECKPOINT_HELP = "A lasor-train checkpoint (best.pt/latest.pt); default: the pr
 def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch_size, max_samples, no_silhouette,
               body_model, pve_t_sc, male_model, female_model, keypoint_protocol, device, no_verify, debug):
     """Evaluate a checkpoint: JSON + Markdown + PNG plots, broken down by occlusion and viewpoint."""
-    from lasor_shared.errors import LasorError
-
     from lasor_trainer.pretrained import resolve_checkpoint
 
     if sum(x is not None for x in (data_dir, ssp3d_dir, pw3d_path)) != 1:
@@ -179,7 +178,6 @@ def eval_main(checkpoint, data_dir, ssp3d_dir, pw3d_path, out_dir, shards, batch
 def predict_main(checkpoint, mask_path, kp_path, image_path, max_people, min_score, verbose, no_progress, out_dir,
                  focal, min_confidence, person, debug):
     """Predict SMPL pose/shape from a mask + keypoints, or from photos (--image): params JSON, OBJ mesh, overlay PNG."""
-    from lasor_shared.errors import LasorError
     from lasor_trainer.pretrained import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(checkpoint)

@@ -18,6 +18,7 @@ Baseline silhouettes are placed at the true root position.
 Breakdowns: occluder type (none/person/object/both), occluded fraction (1 − visible fraction) bins,
 camera azimuth bins (0° = in front of the body). Writes metrics.json, report.md and PNG plots.
 `evaluate_benchmark` does the same on the real benchmarks (SSP-3D, 3DPW: `lasor_trainer.benchmarks`).
+matplotlib is imported where the plots are drawn, after choosing its non-interactive backend.
 """
 
 from __future__ import annotations
@@ -28,16 +29,19 @@ import os
 import numpy as np
 import torch
 
+from lasor_shared.body_model import load_body_model
 from lasor_shared.errors import LasorError
 from lasor_shared.keypoints import SMPL24_NAMES, VISIBILITY_NAMES
+from lasor_shared.shards import GENDER_CODES, GENDERS
 from lasor_trainer import metrics as M
 from lasor_trainer.benchmarks import PW3D, SSP3D
 from lasor_trainer.bodies import Bodies, project_points, render_silhouettes
 from lasor_trainer.checkpoint import load_model as load_checkpoint
-from lasor_trainer.config import Config
-from lasor_trainer.data import ShardDataset, collate, open_dataset
+from lasor_trainer.config import Config, KeypointConfig
+from lasor_trainer.data import EVAL_IOU_SIZE, ShardDataset, collate, open_dataset
 from lasor_trainer.inputs import test_protocol
 from lasor_trainer.model import FACING_CAMERA, cam_to_translation
+from lasor_trainer.neural_renderer import Renderer
 from lasor_trainer.report_format import fmt
 
 OCCLUDER_NAMES = ("none", "person", "object", "both")
@@ -114,21 +118,20 @@ def tpose_protocol(bodies: Bodies, protocol: str = "auto", male: str | None = No
 
     'auto' is 'gendered' when gender models exist (the embedded family, or --male-model and
     --female-model with a real SMPL --body-model), else 'neutral'."""
-    from lasor_shared.body_model import load_body_model
-
     if protocol not in ("auto", *PVE_T_SC_PROTOCOLS):
         raise LasorError(f"--pve-t-sc: expected auto, {', '.join(PVE_T_SC_PROTOCOLS)}, got {protocol!r}")
     have_gendered = bodies.path is None or (male is not None and female is not None)
     if protocol == "auto":
         protocol = "gendered" if have_gendered else "neutral"
     if protocol == "neutral":
-        return protocol, {0: bodies.pred, 1: bodies.pred, 2: bodies.pred}
+        return protocol, {GENDER_CODES[g]: bodies.pred for g in GENDERS}
     if not have_gendered:
         raise LasorError("--pve-t-sc gendered with a real SMPL --body-model needs --male-model and --female-model")
     if bodies.path is None:
-        return protocol, {g: bodies.model_for(g) for g in (0, 1, 2)}
-    return protocol, {0: bodies.pred, 1: load_body_model(male, "male", device=bodies.device),
-                      2: load_body_model(female, "female", device=bodies.device)}
+        return protocol, {GENDER_CODES[g]: bodies.model_for(GENDER_CODES[g]) for g in GENDERS}
+    given = {"neutral": bodies.pred, "male": load_body_model(male, "male", device=bodies.device),
+             "female": load_body_model(female, "female", device=bodies.device)}
+    return protocol, {GENDER_CODES[g]: given[g] for g in GENDERS}
 
 
 @torch.no_grad()
@@ -136,9 +139,6 @@ def run_evaluation(model, loader, bodies: Bodies, cfg: Config, device, with_silh
                    tpose_models: dict | None = None):
     """Per-sample metrics for the model (and the baselines) over a loader → dict of arrays.
     tpose_models: {gender code: model} for the ground-truth T-pose (default: `tpose_protocol` auto)."""
-    from lasor_trainer.data import EVAL_IOU_SIZE
-    from lasor_trainer.neural_renderer import Renderer
-
     model.eval()
     if tpose_models is None:
         tpose_models = tpose_protocol(bodies)[1]
@@ -344,8 +344,6 @@ def set_test_keypoints(cfg: Config, protocol: str) -> str:
     if protocol not in ("detector", "native", "exact"):
         raise LasorError(f"--keypoints: expected detector, native or exact, got {protocol!r}")
     if protocol == "exact":  # a diagnostic: what the error would be with a perfect detector
-        from lasor_trainer.config import KeypointConfig
-
         legacy = cfg.keypoints.mode != "detector"
         cfg.keypoints = KeypointConfig(mode="detector", min_confidence=0.5 if legacy else cfg.keypoints.min_confidence,
                                        noise_visible=0.0, noise_self=0.0, noise_hidden=0.0, drop_hidden=0.0,

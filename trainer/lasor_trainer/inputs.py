@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lasor_trainer.config import KeypointConfig
+
 N_KP = 17
 EVAL_SEED = 20261202   # the test protocol's detector draws: fixed per sample (seeded with its index)
 
@@ -51,8 +53,6 @@ COCO_FLAG_CONFIDENCE = {2: 1.0, 1: 0.3, 0: 0.0}
 def test_protocol(min_confidence: float = 0.05):
     """The test protocol's detector (a `KeypointConfig`): mediapipe-like noise and confidences (module docstring).
     Per axis σ 0.20 of the height for hidden keypoints gives a mean 2D error of 0.25 ≥ the pooled 0.24 measured."""
-    from lasor_trainer.config import KeypointConfig
-
     return KeypointConfig(mode="detector", min_confidence=min_confidence, noise_visible=0.028, noise_self=0.04,
                           noise_hidden=0.20, drop_hidden=0.1, drop_any=0.01, conf_visible=[0.8, 1.0],
                           conf_self=[0.4, 1.0], conf_hidden=[0.2, 1.0], false_conf_p=0.05, outlier_p=0.02)

@@ -20,6 +20,7 @@ All distances in the input's units (metres in lasor; reports multiply by 1000 fo
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray, root: int | None = 0) -> np.ndarray:
@@ -95,8 +96,6 @@ def pve_t_sc(pred_tpose_v: np.ndarray, gt_tpose_v: np.ndarray) -> np.ndarray:
 
 def tpose_vertices(model, betas):
     """Neutral T-pose vertices (B,V,3) of betas (B,10) with a lasor BodyModel (numpy in, numpy out)."""
-    import torch
-
     with torch.no_grad():
         b = torch.as_tensor(np.asarray(betas), dtype=torch.float32)
         out = model.pose(torch.zeros(b.shape[0], 72), b)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import numpy as np
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from lasor_shared.camera import intrinsics
 from lasor_shared.errors import LasorError
@@ -30,6 +32,8 @@ from lasor_trainer.inputs import COCO_FLAG_CONFIDENCE
 from lasor_trainer.checkpoint import load_model as load_checkpoint
 from lasor_trainer.bodies import Bodies
 from lasor_trainer.model import cam_to_translation
+from lasor_trainer.neural_renderer import Renderer
+from lasor_trainer.pretrained import resolve_checkpoint
 
 BODY25_TO_COCO17 = (0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11)
 COCO18_TO_COCO17 = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
@@ -168,16 +172,12 @@ def _load(checkpoint: str, dev: torch.device):
 
 @torch.no_grad()
 def _predict(checkpoint, mask, kp, conf, out_dir, focal, device, timing=None) -> dict:
-    import time
-
     t0 = np.array([time.perf_counter(), time.process_time()])
     H, W = mask.shape
     f = float(focal) if focal is not None else 1.2 * max(H, W)
     if not 0.05 * max(H, W) <= f <= 100 * max(H, W):
         raise LasorError(f"--focal {f:g}: expected between 0.05 and 100 × the longer image side ({max(H, W)} px)")
     dev = torch.device(device)
-    from lasor_trainer.pretrained import resolve_checkpoint
-
     checkpoint = resolve_checkpoint(checkpoint)  # None: the shipped model
     model, cfg, ck, bodies = _load(checkpoint, dev)
     K = intrinsics(f, W, H)
@@ -222,10 +222,6 @@ def _predict(checkpoint, mask, kp, conf, out_dir, focal, device, timing=None) ->
 
 
 def _overlay(path, mask, kp, present, verts_cam, faces, K):
-    from scipy import ndimage
-
-    from lasor_trainer.neural_renderer import Renderer
-
     H, W = mask.shape
     side = max(H, W)
     r = Renderer(image_size=side, anti_aliasing=False, fill_back=False, orig_size=side, near=0.05, far=1000.0)

@@ -9,11 +9,13 @@ trainer config, the body model's id/sha256 and provenance — no optimizer, RNG 
 from __future__ import annotations
 
 import os
+import sys
 from importlib import resources
 
 import torch
 
 from lasor_shared.errors import LasorError
+from lasor_trainer import checkpoint
 
 SHIPPED_NAME = "standard.pt"
 CARD_NAME = "MODEL_CARD.md"
@@ -40,8 +42,6 @@ def export_checkpoint(src: str, dst: str, provenance: dict | None = None, half: 
     """Write an inference-only copy of training checkpoint `src` to `dst`. half: floating-point weights
     stored as float16 (half the file; `load_state_dict` turns them back into the model's float32 — the
     largest output difference this rounding makes is measured in the model card)."""
-    from lasor_trainer import checkpoint
-
     ck = checkpoint.load(src)
     out = {
         "version": ck.get("version", 1),
@@ -60,8 +60,6 @@ def export_checkpoint(src: str, dst: str, provenance: dict | None = None, half: 
 
 
 def _main():  # python -m lasor_trainer.pretrained SRC DST
-    import sys
-
     if len(sys.argv) != 3:
         sys.exit("usage: python -m lasor_trainer.pretrained TRAIN_CHECKPOINT OUT.pt")
     try:

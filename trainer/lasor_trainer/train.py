@@ -12,6 +12,8 @@
 
 `train` orchestrates named steps: `setup` (device, data, model, optimizer, loaders, renderer) → `RunLog`
 (rank 0's records) → per step `train_step`, `validate_and_log`, `save_checkpoint`.
+
+TensorBoard (optional, slow to import) is imported only when a run starts logging.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from tqdm import tqdm
 
 from lasor_shared.errors import LasorError
 from lasor_trainer import checkpoint as checkpoint_io
@@ -34,6 +38,7 @@ from lasor_trainer.data import ShardBatchSampler, ShardDataset, collate, open_da
 from lasor_trainer.evaluate import quick_validate
 from lasor_trainer.losses import compute_losses
 from lasor_trainer.model import Regressor
+from lasor_trainer.neural_renderer import describe_backend, resolve_backend
 
 CKPT_VERSION = 1
 
@@ -84,8 +89,6 @@ def _distributed():
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 1, 0, None
-    import torch.distributed as dist
-
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -96,8 +99,6 @@ def _distributed():
 
 def _global_mean(values: dict) -> dict:
     """The mean of each value over the data-parallel ranks (a collective: every rank calls it)."""
-    import torch.distributed as dist
-
     t = torch.tensor(list(values.values()), dtype=torch.float64)
     dist.all_reduce(t)
     return dict(zip(values, (t / dist.get_world_size()).tolist()))
@@ -218,8 +219,6 @@ def make_silhouette_renderer(cfg: Config, device, use_amp: bool, say):
     """(renderer, resolved backend name), both None when the silhouette loss is off; `say` names the backend."""
     if cfg.loss.silhouette <= 0:
         return None, None
-    from lasor_trainer.neural_renderer import describe_backend, resolve_backend
-
     renderer = make_renderer(cfg.loss, cfg.proxy.input_size, cfg.train.renderer_backend)
     say(describe_backend(cfg.train.renderer_backend, device) + (", AMP on" if use_amp else ""))
     return renderer, resolve_backend(cfg.train.renderer_backend, device)
@@ -289,8 +288,6 @@ class RunLog:
             self.train_s0 = float(json.loads(kept[-1]).get("train_s", 0.0)) if kept else 0.0
         self.logf = open(self.log_path, "a")
         if progress:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=run.cfg.optim.steps, initial=run.step, unit="step", dynamic_ncols=True)
 
     def start_clock(self):

@@ -11,8 +11,8 @@ from upstream (its documented oddities) are listed in each module's docstring.
 
 One concern per module: ``projection`` (cameras → NDC), ``lighting``, ``rasterize`` (rasterisers and
 their autograd), ``obj_io`` (OBJ/MTL files), ``mesh``, ``renderer`` (Renderer, backend choice, input
-checks); ``cpu_kernels`` (raster, silhouette gradient) and ``texture_kernels`` (texture sampling, RGB
-gradient) are the numba kernels; ``cuda_backend`` wraps the real CUDA package.
+checks); ``cpu_kernels`` (raster, the edge gradient of silhouettes and images) and ``texture_kernels``
+(texture sampling and its gradient) are the numba kernels; ``cuda_backend`` wraps the real CUDA package.
 
 On CUDA tensors the Renderer uses ``neural_renderer`` itself when that package imports; otherwise
 compiled, parallel numba kernels on the CPU. The choice is logged (logger

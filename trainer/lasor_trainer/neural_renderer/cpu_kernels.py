@@ -27,6 +27,39 @@ _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
 # --------------------------------------------------------------------------------------------------
+# small inlined helpers shared by the kernels here and in texture_kernels
+# --------------------------------------------------------------------------------------------------
+
+
+@njit(inline="always", **_OPTS)
+def _face_stride(faces):
+    """Batch stride of ``faces``: 0 when one face list (1, F, 3) serves the whole batch."""
+    return np.int64(1) if faces.shape[0] > 1 else np.int64(0)
+
+
+@njit(inline="always", **_OPTS)
+def _vertex(verts, b, i):
+    """(x, y, z) of vertex i of image b, as float64."""
+    return np.float64(verts[b, i, 0]), np.float64(verts[b, i, 1]), np.float64(verts[b, i, 2])
+
+
+@njit(inline="always", **_OPTS)
+def _camera_point(verts, R, t, b, i):
+    """Camera-frame point R·v + t of vertex i of image b."""
+    vx, vy, vz = _vertex(verts, b, i)
+    x = R[b, 0, 0] * vx + R[b, 0, 1] * vy + R[b, 0, 2] * vz + t[b, 0, 0]
+    y = R[b, 1, 0] * vx + R[b, 1, 1] * vy + R[b, 1, 2] * vz + t[b, 0, 1]
+    z = R[b, 2, 0] * vx + R[b, 2, 1] * vy + R[b, 2, 2] * vz + t[b, 0, 2]
+    return x, y, z
+
+
+@njit(inline="always", **_OPTS)
+def _area2(x0, y0, x1, y1, x2, y2):
+    """Twice the signed area of a triangle (> 0 counter-clockwise); barycentrics are edge functions over it."""
+    return (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+
+
+# --------------------------------------------------------------------------------------------------
 # projection (camera_mode='projection' without distortion), fused, with its exact backward
 # --------------------------------------------------------------------------------------------------
 
@@ -38,12 +71,7 @@ def project(verts, K, R, t, orig, eps, out):
     B, N = verts.shape[0], verts.shape[1]
     for b in prange(B):
         for i in range(N):
-            vx = np.float64(verts[b, i, 0])
-            vy = np.float64(verts[b, i, 1])
-            vz = np.float64(verts[b, i, 2])
-            x = R[b, 0, 0] * vx + R[b, 0, 1] * vy + R[b, 0, 2] * vz + t[b, 0, 0]
-            y = R[b, 1, 0] * vx + R[b, 1, 1] * vy + R[b, 1, 2] * vz + t[b, 0, 1]
-            z = R[b, 2, 0] * vx + R[b, 2, 1] * vy + R[b, 2, 2] * vz + t[b, 0, 2]
+            x, y, z = _camera_point(verts, R, t, b, i)
             xs = x / (z + eps)
             ys = y / (z + eps)
             u = K[b, 0, 0] * xs + K[b, 0, 1] * ys + K[b, 0, 2]
@@ -59,12 +87,7 @@ def project_backward(verts, K, R, t, orig, eps, grad, out):
     B, N = verts.shape[0], verts.shape[1]
     for b in prange(B):
         for i in range(N):
-            vx = np.float64(verts[b, i, 0])
-            vy = np.float64(verts[b, i, 1])
-            vz = np.float64(verts[b, i, 2])
-            x = R[b, 0, 0] * vx + R[b, 0, 1] * vy + R[b, 0, 2] * vz + t[b, 0, 0]
-            y = R[b, 1, 0] * vx + R[b, 1, 1] * vy + R[b, 1, 2] * vz + t[b, 0, 1]
-            z = R[b, 2, 0] * vx + R[b, 2, 1] * vy + R[b, 2, 2] * vz + t[b, 0, 2]
+            x, y, z = _camera_point(verts, R, t, b, i)
             d = z + eps
             gu = np.float64(grad[b, i, 0]) * 2.0 / orig
             gv = -np.float64(grad[b, i, 1]) * 2.0 / orig
@@ -94,8 +117,7 @@ def face_bounds(verts, faces, two_sided, is_, bounds):
     by one pixel; the exact edge test decides coverage.
     """
     B = verts.shape[0]
-    Bf = faces.shape[0]
-    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
+    fstride = _face_stride(faces)
     F = faces.shape[1]
     n = float(is_)
     for b in prange(B):
@@ -107,13 +129,10 @@ def face_bounds(verts, faces, two_sided, is_, bounds):
             i0 = faces[fb, f, 0]
             i1 = faces[fb, f, 1]
             i2 = faces[fb, f, 2]
-            x0 = np.float64(verts[b, i0, 0])
-            y0 = np.float64(verts[b, i0, 1])
-            x1 = np.float64(verts[b, i1, 0])
-            y1 = np.float64(verts[b, i1, 1])
-            x2 = np.float64(verts[b, i2, 0])
-            y2 = np.float64(verts[b, i2, 1])
-            area2 = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+            x0, y0, _ = _vertex(verts, b, i0)
+            x1, y1, _ = _vertex(verts, b, i1)
+            x2, y2, _ = _vertex(verts, b, i2)
+            area2 = _area2(x0, y0, x1, y1, x2, y2)
             if area2 > 0.0:
                 rev = 0
             elif two_sided and area2 < 0.0:
@@ -150,8 +169,7 @@ def rasterize(verts, faces, bounds, is_, near, far, nband, fim, zbuf):
     face list would).
     """
     B = verts.shape[0]
-    Bf = faces.shape[0]
-    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
+    fstride = _face_stride(faces)
     F = faces.shape[1]
     n = float(is_)
     band_h = (is_ + nband - 1) // nband
@@ -178,16 +196,10 @@ def rasterize(verts, faces, bounds, is_, near, far, nband, fim, zbuf):
             i0 = faces[fb, f, 2 if rev else 0]
             i1 = faces[fb, f, 1]
             i2 = faces[fb, f, 0 if rev else 2]
-            x0 = np.float64(verts[b, i0, 0])
-            y0 = np.float64(verts[b, i0, 1])
-            z0 = np.float64(verts[b, i0, 2])
-            x1 = np.float64(verts[b, i1, 0])
-            y1 = np.float64(verts[b, i1, 1])
-            z1 = np.float64(verts[b, i1, 2])
-            x2 = np.float64(verts[b, i2, 0])
-            y2 = np.float64(verts[b, i2, 1])
-            z2 = np.float64(verts[b, i2, 2])
-            inv_area = 1.0 / ((x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0))
+            x0, y0, z0 = _vertex(verts, b, i0)
+            x1, y1, z1 = _vertex(verts, b, i1)
+            x2, y2, z2 = _vertex(verts, b, i2)
+            inv_area = 1.0 / _area2(x0, y0, x1, y1, x2, y2)
             for yi in range(ya, yb + 1):
                 yp = (2.0 * yi + 1.0 - n) / n
                 for xi in range(ca, cb + 1):
@@ -215,15 +227,31 @@ def rasterize(verts, faces, bounds, is_, near, far, nband, fim, zbuf):
 
 
 # --------------------------------------------------------------------------------------------------
-# backward (silhouettes)
+# backward: Kato's edge gradient of silhouettes and of multi-channel images (texture_kernels)
 # --------------------------------------------------------------------------------------------------
 
 
+@njit(inline="always", **_OPTS)
+def _candidate(fim, grad, b, r, c, silhouette):
+    """Whether an OUT sweep can gain from pixel (r, c). Silhouettes: the pixel inside the edge has
+    I = 1, so a background pixel (I = 0) that the growing face covers changes by +1 and lowers the
+    loss iff grad < 0; any other pixel gives d ≤ 0. Images: any pixel with a non-zero gradient."""
+    if silhouette:
+        return fim[b, r, c] < 0 and grad[b, r, c, 0] < 0.0
+    nz = False
+    for k in range(grad.shape[3]):
+        if grad[b, r, c, k] != 0.0:
+            nz = True
+    return nz
+
+
 @njit(parallel=True, **_OPTS)
-def owned_faces(fim, owned, active, grad):
-    """owned[b, f] = 1 when face f wins at least one pixel; active[b] = 1 when grad[b] ≠ 0 anywhere."""
+def owned_and_candidates(fim, grad, silhouette, owned, active, counts):
+    """owned[b, f] = 1 when face f wins a pixel; active[b] = 1 when grad[b] ≠ 0 somewhere; OUT
+    candidates (`_candidate`) per scan line: counts[b, 0, col] along columns, counts[b, 1, row] rows."""
     B = fim.shape[0]
     is_ = fim.shape[1]
+    C = grad.shape[3]
     for b in prange(B):
         any_g = False
         for r in range(is_):
@@ -231,32 +259,19 @@ def owned_faces(fim, owned, active, grad):
                 f = fim[b, r, c]
                 if f >= 0:
                     owned[b, f] = 1
-                if grad[b, r, c] != 0.0:
-                    any_g = True
+                for k in range(C):
+                    if grad[b, r, c, k] != 0.0:
+                        any_g = True
+                if _candidate(fim, grad, b, r, c, silhouette):
+                    counts[b, 0, c] += 1
+                    counts[b, 1, r] += 1
         active[b] = 1 if any_g else 0
 
 
 @njit(parallel=True, **_OPTS)
-def out_candidates_count(fim, grad, counts):
-    """Count, per scan line, the pixels an OUT sweep can gain from: background with ∂L/∂I < 0.
-
-    For silhouettes the pixel inside the edge has I = 1, so a background pixel v (I = 0) that the
-    growing face would cover changes by +1 and lowers the loss iff grad[v] < 0; any other pixel
-    gives d ≤ 0 and is skipped. counts[b, 0, col] counts along columns, counts[b, 1, row] rows.
-    """
-    B = fim.shape[0]
-    is_ = fim.shape[1]
-    for b in prange(B):
-        for r in range(is_):
-            for c in range(is_):
-                if fim[b, r, c] < 0 and grad[b, r, c] < 0.0:
-                    counts[b, 0, c] += 1
-                    counts[b, 1, r] += 1
-
-
-@njit(parallel=True, **_OPTS)
-def out_candidates_fill(fim, grad, ptr, pos, val):
-    """Fill the per-line candidate lists (CSR by ``ptr``), positions ascending, val = −grad > 0."""
+def candidates_fill(fim, grad, silhouette, ptr, pos, val):
+    """Fill the per-line candidate lists (CSR by ``ptr``), positions ascending; for silhouettes also
+    val = −grad > 0 (``val`` is not touched for images)."""
     B = fim.shape[0]
     is_ = fim.shape[1]
     for b in prange(B):
@@ -266,14 +281,13 @@ def out_candidates_fill(fim, grad, ptr, pos, val):
         for r in range(is_):
             k = ptr[(b * 2 + 1) * is_ + r]
             for c in range(is_):
-                if fim[b, r, c] < 0 and grad[b, r, c] < 0.0:
-                    g = -np.float64(grad[b, r, c])
+                if _candidate(fim, grad, b, r, c, silhouette):
                     j = cur_col[c]
                     pos[j] = r
-                    val[j] = g
                     cur_col[c] = j + 1
                     pos[k] = c
-                    val[k] = g
+                    if silhouette:
+                        val[j] = val[k] = -np.float64(grad[b, r, c, 0])
                     k += 1
 
 
@@ -290,135 +304,228 @@ def _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps):
         gf[i1 * 3 + comp] -= dg / dist
 
 
-@njit(parallel=True, **_OPTS)
-def silhouette_backward(verts, faces, bounds, fim, grad, owned, active, ptr, pos, val, eps, grad_faces):
-    """Kato's approximate gradient of a binary silhouette raster w.r.t. the faces' NDC x, y.
+# The edge sweep shared by the silhouette gradient here and the RGB(A) gradient in texture_kernels:
+# one job per (image, face); for each edge and axis, each scan line the edge spans is visited at the
+# crossing between the pixel just inside the face (d1_in) and just outside (d1_out).
 
-    grad: (B, is, is) ∂L/∂alpha in the internal frame. grad_faces: (B, F, 6) float32, zeroed; row f
-    holds (x, y) gradients of the face's corners in *drawing* order (reversed when bounds[..., 4]).
-    Only faces that own a pixel can contribute (OUT needs the inside pixel owned, IN walks owned
-    pixels), so every other (b, f) job returns at once.
+
+@njit(inline="always", **_OPTS)
+def _sweep_face(job, F, bounds, owned, active):
+    """(b, f, rev, fn, live) of a (image, face) job; live only for a drawn face that owns a pixel of an
+    image with a gradient (OUT needs the inside pixel owned, IN walks owned pixels)."""
+    b = job // F
+    f = job % F
+    if active[b] == 0 or bounds[b, f, 0] > bounds[b, f, 1]:
+        return b, f, 0, 0, False
+    rev = bounds[b, f, 4]
+    fn = f + F * rev
+    return b, f, rev, fn, owned[b, fn] != 0
+
+
+@njit(inline="always", **_OPTS)
+def _face_pixels(verts, faces, fb, b, f, rev, n):
+    """(3, 2) pixel coordinates of the face's corners in drawing order (reversed when rev)."""
+    P = np.empty((3, 2))
+    for k in range(3):
+        vi = faces[fb, f, 2 - k if rev else k]
+        P[k, 0] = 0.5 * (np.float64(verts[b, vi, 0]) * n + n - 1.0)
+        P[k, 1] = 0.5 * (np.float64(verts[b, vi, 1]) * n + n - 1.0)
+    return P
+
+
+@njit(inline="always", **_OPTS)
+def _edge_lines(P, edge, axis, n):
+    """Edge (i0 → i1, opposite corner i2) seen along ``axis``: a* index scan lines, b* run along them.
+
+    Returns (i0, i1, a0, a1, a2, b0, b1, b2, comp, direction, lo, hi, slope); lo > hi when the edge
+    crosses no scan line. comp: the gradient component (y when scanning columns, x for rows);
+    direction: from the inside pixel to the outside one along the line.
     """
-    B = verts.shape[0]
-    Bf = faces.shape[0]
-    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
+    i0 = edge
+    i1 = (edge + 1) % 3
+    i2 = (edge + 2) % 3
+    a0, a1, a2 = P[i0, axis], P[i1, axis], P[i2, axis]
+    b0, b1, b2 = P[i0, 1 - axis], P[i1, 1 - axis], P[i2, 1 - axis]
+    if a0 == a1:
+        return i0, i1, a0, a1, a2, b0, b1, b2, 0, 0, 1.0, 0.0, 0.0
+    comp = 1 - axis
+    if axis == 0:
+        direction = -1 if a0 < a1 else 1
+    else:
+        direction = 1 if a0 < a1 else -1
+    lo = max(math.ceil(min(a0, a1)), 0.0)
+    hi = min(math.floor(max(a0, a1)), n - 1.0)
+    slope = (b1 - b0) / (a1 - a0) if hi >= lo else 0.0
+    return i0, i1, a0, a1, a2, b0, b1, b2, comp, direction, lo, hi, slope
+
+
+@njit(inline="always", **_OPTS)
+def _crossing(slope, a0, b0, d0, direction, n, is_):
+    """(ok, d1_cross, d1_in, d1_out) where the edge crosses scan line d0; ok when both pixels lie inside."""
+    d1_cross = slope * (d0 - a0) + b0
+    if not (d1_cross >= -1.0 and d1_cross <= n):
+        return False, d1_cross, 0, 0
+    if direction > 0:
+        d1_in = int(math.floor(d1_cross))
+    else:
+        d1_in = int(math.ceil(d1_cross))
+    d1_out = d1_in + direction
+    ok = not (d1_in < 0 or d1_in >= is_ or d1_out < 0 or d1_out >= is_)
+    return ok, d1_cross, d1_in, d1_out
+
+
+@njit(inline="always", **_OPTS)
+def _beyond(ptr, pos, line, direction, d1_out):
+    """Index range [k0, k1) of the candidate pixels of ``line`` (CSR, ascending) from d1_out outwards."""
+    s = ptr[line]
+    e = ptr[line + 1]
+    if s >= e:
+        return s, s
+    if direction > 0:
+        return s + np.searchsorted(pos[s:e], d1_out), e
+    return s, s + np.searchsorted(pos[s:e], d1_out, side="right")
+
+
+@njit(inline="always", **_OPTS)
+def _inside_run(a0, a1, a2, b0, b1, b2, d0, d1_in, direction, n, is_):
+    """Pixel range [d1_from, d1_to] of scan line d0 from the inside pixel to where the line leaves the face."""
+    if (d0 - a0) * (d0 - a2) < 0.0:
+        d0_cross2 = (b2 - b0) / (a2 - a0) * (d0 - a0) + b0
+    elif a1 != a2:
+        d0_cross2 = (b1 - b2) / (a1 - a2) * (d0 - a2) + b2
+    else:
+        d0_cross2 = b2
+    d0_cross2 = min(max(d0_cross2, -1.0), n)
+    if direction > 0:
+        d1_limit = int(math.ceil(d0_cross2))
+    else:
+        d1_limit = int(math.floor(d0_cross2))
+    return max(min(d1_in, d1_limit), 0), min(max(d1_in, d1_limit), is_ - 1)
+
+
+@njit(inline="always", **_OPTS)
+def _on_line(axis, d0, d1):
+    """(row, col) of pixel d1 on scan line d0 (a column when axis is 0, a row when 1)."""
+    if axis == 0:
+        return d1, d0
+    return d0, d1
+
+
+@njit(inline="always", **_OPTS)
+def _store_corners(gf, grad_faces, b, f):
+    """Write the (x, y) of the three corner gradients gf (9,) into grad_faces[b, f] (6,)."""
+    for k in range(3):
+        grad_faces[b, f, 2 * k] = gf[3 * k]
+        grad_faces[b, f, 2 * k + 1] = gf[3 * k + 1]
+
+
+@njit(inline="always", **_OPTS)
+def _diff(img, grad, b, r, c, rr, cc):
+    """Σ_ch (img[r, c] − img[rr, cc]) · grad[r, c]: how much the loss falls if (r, c) took (rr, cc)'s value."""
+    d = 0.0
+    for k in range(img.shape[3]):
+        d += (np.float64(img[b, r, c, k]) - np.float64(img[b, rr, cc, k])) * np.float64(grad[b, r, c, k])
+    return d
+
+
+@njit(inline="always", **_OPTS)
+def _sweep_edge(gf, P, edge, axis, b, fn, fim, img, grad, ptr, pos, val, silhouette, eps, n, is_):
+    """Add to gf the gradient from one edge of face fn swept along the scan lines of ``axis`` (a
+    constant at each call, so the compiler specialises the pixel indexing for it)."""
+    i0, i1, a0, a1, a2, b0, b1, b2, comp, direction, lo, hi, slope = _edge_lines(P, edge, axis, n)
+    for d0 in range(int(lo), int(hi) + 1):
+        ok, d1_cross, d1_in, d1_out = _crossing(slope, a0, b0, d0, direction, n, is_)
+        if not ok:
+            continue
+        r_in, c_in = _on_line(axis, d0, d1_in)
+        r_out, c_out = _on_line(axis, d0, d1_out)
+        # OUT: the face grows across the edge and covers the pixels beyond it
+        if fim[b, r_in, c_in] == fn:
+            k0, k1 = _beyond(ptr, pos, (b * 2 + axis) * is_ + d0, direction, d1_out)
+            for k in range(k0, k1):
+                d1 = np.int64(pos[k])
+                if silhouette:
+                    dg = val[k]  # > 0 by construction
+                else:
+                    r, c = _on_line(axis, d0, d1)
+                    dg = _diff(img, grad, b, r, c, r_in, c_in)
+                    if dg <= 0.0:
+                        continue
+                delta = (d1 - d1_cross) * 2.0 / n
+                _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
+        # IN: the face shrinks; its own pixels would take the outside pixel's value
+        if silhouette and fim[b, r_out, c_out] >= 0:
+            continue  # a silhouette pixel changes only where the outside is background
+        d1_from, d1_to = _inside_run(a0, a1, a2, b0, b1, b2, d0, d1_in, direction, n, is_)
+        for d1 in range(d1_from, d1_to + 1):
+            r, c = _on_line(axis, d0, d1)
+            if fim[b, r, c] != fn:
+                continue
+            if silhouette:
+                dg = np.float64(grad[b, r, c, 0])
+            else:
+                dg = _diff(img, grad, b, r, c, r_out, c_out)
+            if dg <= 0.0:
+                continue
+            delta = (d1 - d1_cross) * 2.0 / n
+            _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
+
+
+@njit(inline="always", **_OPTS)
+def _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, active, ptr, pos, val, silhouette, eps,
+                grad_faces):
+    """One (image, face) job of Kato's approximate gradient of a raster w.r.t. the faces' NDC x, y:
+    writes grad_faces[b, f] (6,), the (x, y) gradients of the face's corners in *drawing* order
+    (reversed when bounds[..., 4]). Only faces that own a pixel can contribute.
+
+    ``silhouette`` (a constant at each call site, so each kernel compiles only its own rule):
+    grad (B, is, is, 1) ∂L/∂alpha, ``img`` unused; ``val`` = −grad of the OUT candidates (background
+    pixels with grad < 0); IN only where the pixel outside the edge is background. Otherwise
+    multi-channel images ``img`` (B, is, is, C) and grad alike, ``val`` unused, upstream's general rule:
+    OUT — pixels v1 beyond the edge would take the inside pixel's value, d = Σ_c (img[v1] − img[in])·G[v1];
+    IN — this face's pixels would take the outside pixel's value, d = Σ_c (img[v1] − img[out])·G[v1].
+    A pixel contributes −d/δ only when d > 0.
+    """
     F = faces.shape[1]
     is_ = fim.shape[1]
     n = float(is_)
-    for job in prange(B * F):
-        b = job // F
-        f = job % F
-        if active[b] == 0 or bounds[b, f, 0] > bounds[b, f, 1]:
-            continue
-        rev = bounds[b, f, 4]
-        fn = f + F * rev
-        if owned[b, fn] == 0:
-            continue
-        fb = np.int64(b) * fstride
-        gf = np.zeros(9)
-        P = np.empty((3, 2))
-        for k in range(3):
-            vi = faces[fb, f, 2 - k if rev else k]
-            P[k, 0] = 0.5 * (np.float64(verts[b, vi, 0]) * n + n - 1.0)
-            P[k, 1] = 0.5 * (np.float64(verts[b, vi, 1]) * n + n - 1.0)
-        for edge in range(3):
-            i0 = edge
-            i1 = (edge + 1) % 3
-            i2 = (edge + 2) % 3
-            for axis in range(2):
-                # a*: coordinate that indexes scan lines; b*: coordinate along the line
-                a0 = P[i0, axis]
-                a1 = P[i1, axis]
-                a2 = P[i2, axis]
-                b0 = P[i0, 1 - axis]
-                b1 = P[i1, 1 - axis]
-                b2 = P[i2, 1 - axis]
-                if a0 == a1:
-                    continue
-                comp = 1 - axis  # gradient lands on y when scanning columns, on x for rows
-                if axis == 0:
-                    direction = -1 if a0 < a1 else 1
-                else:
-                    direction = 1 if a0 < a1 else -1
-                lo = max(math.ceil(min(a0, a1)), 0.0)
-                hi = min(math.floor(max(a0, a1)), n - 1.0)
-                if hi < lo:
-                    continue
-                slope = (b1 - b0) / (a1 - a0)
-                for d0 in range(int(lo), int(hi) + 1):
-                    d1_cross = slope * (d0 - a0) + b0
-                    if not (d1_cross >= -1.0 and d1_cross <= n):
-                        continue
-                    if direction > 0:
-                        d1_in = int(math.floor(d1_cross))
-                    else:
-                        d1_in = int(math.ceil(d1_cross))
-                    d1_out = d1_in + direction
-                    if d1_in < 0 or d1_in >= is_ or d1_out < 0 or d1_out >= is_:
-                        continue
-                    if axis == 0:
-                        f_in = fim[b, d1_in, d0]
-                        f_out = fim[b, d1_out, d0]
-                    else:
-                        f_in = fim[b, d0, d1_in]
-                        f_out = fim[b, d0, d1_out]
+    b, f, rev, fn, live = _sweep_face(job, F, bounds, owned, active)
+    if not live:
+        return
+    gf = np.zeros(9)
+    P = _face_pixels(verts, faces, np.int64(b) * fstride, b, f, rev, n)
+    for edge in range(3):
+        _sweep_edge(gf, P, edge, 0, b, fn, fim, img, grad, ptr, pos, val, silhouette, eps, n, is_)
+        _sweep_edge(gf, P, edge, 1, b, fn, fim, img, grad, ptr, pos, val, silhouette, eps, n, is_)
+    _store_corners(gf, grad_faces, b, f)
 
-                    # OUT: the face grows across the edge and covers background pixels beyond it
-                    if f_in == fn:
-                        line = (b * 2 + axis) * is_ + d0
-                        s = ptr[line]
-                        e = ptr[line + 1]
-                        if s < e:
-                            if direction > 0:
-                                k0 = s + np.searchsorted(pos[s:e], d1_out)
-                                k1 = e
-                            else:
-                                k0 = s
-                                k1 = s + np.searchsorted(pos[s:e], d1_out, side="right")
-                            for k in range(k0, k1):
-                                delta = (pos[k] - d1_cross) * 2.0 / n
-                                _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, val[k], eps)
 
-                    # IN: the face shrinks and uncovers its own pixels; they take the value just
-                    # outside the edge, which for a silhouette changes them only if it is background
-                    if f_out < 0:
-                        if (d0 - a0) * (d0 - a2) < 0.0:
-                            d0_cross2 = (b2 - b0) / (a2 - a0) * (d0 - a0) + b0
-                        elif a1 != a2:
-                            d0_cross2 = (b1 - b2) / (a1 - a2) * (d0 - a2) + b2
-                        else:
-                            d0_cross2 = b2
-                        d0_cross2 = min(max(d0_cross2, -1.0), n)
-                        if direction > 0:
-                            d1_limit = int(math.ceil(d0_cross2))
-                        else:
-                            d1_limit = int(math.floor(d0_cross2))
-                        d1_from = max(min(d1_in, d1_limit), 0)
-                        d1_to = min(max(d1_in, d1_limit), is_ - 1)
-                        for d1 in range(d1_from, d1_to + 1):
-                            if axis == 0:
-                                if fim[b, d1, d0] != fn:
-                                    continue
-                                g = np.float64(grad[b, d1, d0])
-                            else:
-                                if fim[b, d0, d1] != fn:
-                                    continue
-                                g = np.float64(grad[b, d0, d1])
-                            if g <= 0.0:
-                                continue
-                            delta = (d1 - d1_cross) * 2.0 / n
-                            _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, g, eps)
-        for k in range(3):
-            grad_faces[b, f, 2 * k] = gf[3 * k]
-            grad_faces[b, f, 2 * k + 1] = gf[3 * k + 1]
+_NO_IMAGE = np.zeros((1, 1, 1, 1), dtype=np.float32)  # the image argument of the silhouette sweep (unused)
+
+
+def _edge_kernel(silhouette: bool):
+    """The parallel edge-gradient kernel of one pixel rule: one `_edge_sweep` job per (image, face).
+    ``silhouette`` is a compile-time constant of the kernel, so each compiles only its own rule."""
+
+    @njit(parallel=True, **_OPTS)
+    def kernel(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, val, eps, grad_faces):
+        fstride = _face_stride(faces)
+        for job in prange(verts.shape[0] * faces.shape[1]):
+            _edge_sweep(job, verts, faces, fstride, bounds, fim, img, grad, owned, active, ptr, pos, val, silhouette,
+                        eps, grad_faces)
+
+    return kernel
+
+
+silhouette_backward = _edge_kernel(True)
+image_backward = _edge_kernel(False)
 
 
 @njit(parallel=True, **_OPTS)
 def scatter_vertex_grads(faces, bounds, grad_faces, out):
     """Sum per-face corner gradients into vertices: out (B, N, 3) float32, zeroed (z stays 0)."""
     B = out.shape[0]
-    Bf = faces.shape[0]
-    fstride = np.int64(1) if Bf > 1 else np.int64(0)  # faces shared by the batch when Bf == 1
+    fstride = _face_stride(faces)
     F = faces.shape[1]
     for b in prange(B):
         fb = np.int64(b) * fstride
@@ -493,8 +600,9 @@ def forward(verts: np.ndarray, faces: np.ndarray, two_sided: bool, is_: int, nea
     return fim, zbuf, bounds
 
 
-def backward(verts, faces, bounds, fim, grad, eps, two_sided):
-    """Kato's silhouette gradient w.r.t. the NDC vertices: (B, N, 3) float32 (z column zero)."""
+def edge_gradient(verts, faces, bounds, fim, img, grad, eps, two_sided, silhouette):
+    """Kato's gradient w.r.t. the NDC vertices, (B, N, 3) float32 (z column zero), of silhouettes
+    (grad (B, is, is, 1), img unused) or of images img (B, is, is, C) with grad alike."""
     B, N = verts.shape[:2]
     F = faces.shape[1]
     is_ = fim.shape[1]
@@ -504,19 +612,24 @@ def backward(verts, faces, bounds, fim, grad, eps, two_sided):
     with _threads(B * (F + is_ * is_)):
         owned = np.zeros((B, F * (2 if two_sided else 1)), dtype=np.uint8)
         active = np.zeros(B, dtype=np.uint8)
-        owned_faces(fim, owned, active, grad)
+        counts = np.zeros((B, 2, is_), dtype=np.int64)
+        owned_and_candidates(fim, grad, silhouette, owned, active, counts)
         if not active.any():
             return out
-        counts = np.zeros((B, 2, is_), dtype=np.int64)
-        out_candidates_count(fim, grad, counts)
         ptr = np.zeros(B * 2 * is_ + 1, dtype=np.int64)
         np.cumsum(counts.reshape(-1), out=ptr[1:])
         total = int(ptr[-1])
         pos = np.empty(max(total, 1), dtype=np.int32)
-        val = np.empty(max(total, 1), dtype=np.float64)
+        val = np.empty(max(total, 1) if silhouette else 1, dtype=np.float64)
         if total:
-            out_candidates_fill(fim, grad, ptr, pos, val)
+            candidates_fill(fim, grad, silhouette, ptr, pos, val)
         grad_faces = np.zeros((B, F, 6), dtype=np.float32)
-        silhouette_backward(verts, faces, bounds, fim, grad, owned, active, ptr, pos, val, float(eps), grad_faces)
+        kernel = silhouette_backward if silhouette else image_backward
+        kernel(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, val, float(eps), grad_faces)
         scatter_vertex_grads(faces, bounds, grad_faces, out)
     return out
+
+
+def backward(verts, faces, bounds, fim, grad, eps, two_sided):
+    """Kato's silhouette gradient (grad (B, is, is) ∂L/∂alpha) w.r.t. the NDC vertices: (B, N, 3) float32."""
+    return edge_gradient(verts, faces, bounds, fim, _NO_IMAGE, grad[..., None], eps, two_sided, True)

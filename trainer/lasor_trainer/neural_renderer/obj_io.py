@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from .renderer import _bad
 
@@ -112,8 +113,6 @@ def load_mtl(filename_mtl):
 
 def _read_image(path):
     """Texture image → float32 (H, W, 3) in [0, 1], rows bottom-up (grey → 3 channels, alpha dropped)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
@@ -266,8 +265,6 @@ def save_obj(filename, vertices, faces, textures=None):
     base = os.path.splitext(filename)[0]
     lines = [f"# {os.path.basename(filename)}", "#", ""]
     if textures is not None:
-        from PIL import Image
-
         image, uv = create_texture_image(textures)
         Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(base + ".png")
         with open(base + ".mtl", "w") as fh:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 
 def _ck():
-    from . import cpu_kernels
+    from . import cpu_kernels  # lazily, as in rasterize: importing the package never loads numba kernels
 
     return cpu_kernels
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from . import cuda_backend
 from .lighting import face_light
 from .projection import _project, look, look_at, perspective, vertices_to_faces
 from .rasterize import (DEFAULT_ANTI_ALIASING, DEFAULT_EPS, DEFAULT_FAR, DEFAULT_IMAGE_SIZE, DEFAULT_NEAR,
-                        rasterize_mesh)
+                        rasterize_face_index_map, rasterize_mesh, rasterize_rgbad, rasterize_silhouettes)
 
 log = logging.getLogger("lasor_trainer.neural_renderer")
 
@@ -349,10 +350,6 @@ class Renderer(torch.nn.Module):
 
 def warmup():
     """Compile (or load from cache) the numba kernels on a tiny problem; returns seconds spent."""
-    import time
-
-    from .rasterize import rasterize_face_index_map, rasterize_silhouettes
-
     t0 = time.perf_counter()
     f = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]]], requires_grad=True)
     a = rasterize_silhouettes(f, 8, False)
@@ -363,10 +360,6 @@ def warmup():
 
 def warmup_rgb():
     """Compile (or load from cache) the textured-RGB kernels; returns seconds spent."""
-    import time
-
-    from .rasterize import rasterize_rgbad
-
     t0 = time.perf_counter()
     f = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]]], requires_grad=True)
     tex = torch.rand(1, 1, 2, 2, 2, 3, requires_grad=True)

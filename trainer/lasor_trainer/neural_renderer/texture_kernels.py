@@ -10,22 +10,16 @@ what upstream's permuted texture copy (0, 1, 4, 3, 2, 5) gives — but has its o
 
 Parallel jobs never race and sums run in a fixed order, so results do not depend on the thread
 count: sampling is one job per (image, row); its backward one job per image (texels of a face are
-shared by many pixels); the RGB(A) edge gradient one job per (image, face), like the silhouettes'.
+shared by many pixels). The RGB(A) edge gradient is the silhouettes' sweep with the general pixel
+rule (`cpu_kernels.edge_gradient`).
 """
 
 from __future__ import annotations
 
-import math
-
-import numba
 import numpy as np
 from numba import njit, prange
 
-from lasor_shared.numba_threads import kernel_threads
-
-from .cpu_kernels import PARALLEL_MIN_WORK, _accumulate
-
-_OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+from .cpu_kernels import _OPTS, _area2, _face_stride, _threads, _vertex, edge_gradient
 
 
 @njit(inline="always", **_OPTS)
@@ -34,20 +28,11 @@ def _texel_coords(verts, faces, fb, b, f, is_, r, c, T, eps, t):
     n = float(is_)
     yp = (2.0 * r + 1.0 - n) / n
     xp = (2.0 * c + 1.0 - n) / n
-    i0 = faces[fb, f, 0]
-    i1 = faces[fb, f, 1]
-    i2 = faces[fb, f, 2]
-    x0 = np.float64(verts[b, i0, 0])
-    y0 = np.float64(verts[b, i0, 1])
-    z0 = np.float64(verts[b, i0, 2])
-    x1 = np.float64(verts[b, i1, 0])
-    y1 = np.float64(verts[b, i1, 1])
-    z1 = np.float64(verts[b, i1, 2])
-    x2 = np.float64(verts[b, i2, 0])
-    y2 = np.float64(verts[b, i2, 1])
-    z2 = np.float64(verts[b, i2, 2])
+    x0, y0, z0 = _vertex(verts, b, faces[fb, f, 0])
+    x1, y1, z1 = _vertex(verts, b, faces[fb, f, 1])
+    x2, y2, z2 = _vertex(verts, b, faces[fb, f, 2])
     # barycentrics do not depend on the winding, so the original order serves reversed copies too
-    inv_area = 1.0 / ((x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0))
+    inv_area = 1.0 / _area2(x0, y0, x1, y1, x2, y2)
     w0 = min(max(((yp - y1) * (x2 - x1) - (xp - x1) * (y2 - y1)) * inv_area, 0.0), 1.0)
     w1 = min(max(((yp - y2) * (x0 - x2) - (xp - x2) * (y0 - y2)) * inv_area, 0.0), 1.0)
     w2 = min(max(((yp - y0) * (x1 - x0) - (xp - x0) * (y1 - y0)) * inv_area, 0.0), 1.0)
@@ -79,18 +64,20 @@ def _corner(t, T, pn):
     return idx, w
 
 
+@njit(inline="always", **_OPTS)
+def _sampling_dims(fim, faces, textures):
+    """(B, is, F, T): batch, raster size, faces and texture resolution (textures hold T³ texels a face)."""
+    return fim.shape[0], fim.shape[1], faces.shape[1], int(round(textures.shape[2] ** (1.0 / 3.0)))
+
+
 @njit(parallel=True, **_OPTS)
 def sample_textures(verts, faces, fim, textures, light, eps, bg, out):
     """out (B, is, is, 3) = light × trilinear texture sample at covered pixels, bg colour elsewhere.
 
     textures: (B, F, T³, 3) float32; light: (B, L, 3) with L = F (one-sided) or 2F (fill_back).
     """
-    B = fim.shape[0]
-    is_ = fim.shape[1]
-    Bf = faces.shape[0]
-    fstride = np.int64(1) if Bf > 1 else np.int64(0)
-    F = faces.shape[1]
-    T = int(round(textures.shape[2] ** (1.0 / 3.0)))
+    B, is_, F, T = _sampling_dims(fim, faces, textures)
+    fstride = _face_stride(faces)
     for job in prange(B * is_):
         b = job // is_
         r = job % is_
@@ -123,12 +110,8 @@ def sample_textures_backward(verts, faces, fim, textures, light, eps, grad, grad
 
     The sampling positions are held fixed (no vertex gradient through them, as upstream).
     """
-    B = fim.shape[0]
-    is_ = fim.shape[1]
-    Bf = faces.shape[0]
-    fstride = np.int64(1) if Bf > 1 else np.int64(0)
-    F = faces.shape[1]
-    T = int(round(textures.shape[2] ** (1.0 / 3.0)))
+    B, is_, F, T = _sampling_dims(fim, faces, textures)
+    fstride = _face_stride(faces)
     for b in prange(B):
         fb = np.int64(b) * fstride
         t = np.empty(3)
@@ -166,201 +149,8 @@ def sample_textures_backward(verts, faces, fim, textures, light, eps, grad, grad
 
 
 # --------------------------------------------------------------------------------------------------
-# Kato's edge gradient for multi-channel images (RGB, RGB + alpha)
-# --------------------------------------------------------------------------------------------------
-
-
-@njit(parallel=True, **_OPTS)
-def owned_and_candidates(fim, grad, owned, active, counts):
-    """owned[b, f] = 1 when face f wins a pixel; active[b] = 1 when grad[b] ≠ 0 somewhere;
-    counts[b, 0, col] / counts[b, 1, row]: pixels with a non-zero gradient per column / row."""
-    B = fim.shape[0]
-    is_ = fim.shape[1]
-    C = grad.shape[3]
-    for b in prange(B):
-        any_g = False
-        for r in range(is_):
-            for c in range(is_):
-                f = fim[b, r, c]
-                if f >= 0:
-                    owned[b, f] = 1
-                nz = False
-                for k in range(C):
-                    if grad[b, r, c, k] != 0.0:
-                        nz = True
-                if nz:
-                    any_g = True
-                    counts[b, 0, c] += 1
-                    counts[b, 1, r] += 1
-        active[b] = 1 if any_g else 0
-
-
-@njit(parallel=True, **_OPTS)
-def candidates_fill(grad, ptr, pos):
-    """Positions (ascending) of the non-zero-gradient pixels on each line, CSR by ``ptr``."""
-    B = grad.shape[0]
-    is_ = grad.shape[1]
-    C = grad.shape[3]
-    for b in prange(B):
-        cur_col = np.empty(is_, dtype=np.int64)
-        for c in range(is_):
-            cur_col[c] = ptr[(b * 2 + 0) * is_ + c]
-        for r in range(is_):
-            k = ptr[(b * 2 + 1) * is_ + r]
-            for c in range(is_):
-                nz = False
-                for ch in range(C):
-                    if grad[b, r, c, ch] != 0.0:
-                        nz = True
-                if nz:
-                    j = cur_col[c]
-                    pos[j] = r
-                    cur_col[c] = j + 1
-                    pos[k] = c
-                    k += 1
-
-
-@njit(inline="always", **_OPTS)
-def _diff(img, grad, b, r, c, rr, cc):
-    """Σ_ch (img[r, c] − img[rr, cc]) · grad[r, c]: how much the loss falls if (r, c) took (rr, cc)'s value."""
-    d = 0.0
-    for k in range(img.shape[3]):
-        d += (np.float64(img[b, r, c, k]) - np.float64(img[b, rr, cc, k])) * np.float64(grad[b, r, c, k])
-    return d
-
-
-@njit(parallel=True, **_OPTS)
-def edge_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, eps, grad_faces):
-    """Kato's approximate gradient of multi-channel images ``img`` (B, is, is, C) w.r.t. NDC x, y.
-
-    Same sweep as ``cpu_kernels.silhouette_backward`` with upstream's general pixel rule:
-    OUT — pixels v1 beyond the edge would take the inside pixel's value, d = Σ_c (img[v1] − img[in])·G[v1];
-    IN — this face's pixels would take the outside pixel's value, d = Σ_c (img[v1] − img[out])·G[v1];
-    a pixel contributes −d/δ only when d > 0. grad_faces: (B, F, 6) zeroed, corner (x, y) in drawing order.
-    """
-    B = verts.shape[0]
-    Bf = faces.shape[0]
-    fstride = np.int64(1) if Bf > 1 else np.int64(0)
-    F = faces.shape[1]
-    is_ = fim.shape[1]
-    n = float(is_)
-    for job in prange(B * F):
-        b = job // F
-        f = job % F
-        if active[b] == 0 or bounds[b, f, 0] > bounds[b, f, 1]:
-            continue
-        rev = bounds[b, f, 4]
-        fn = f + F * rev
-        if owned[b, fn] == 0:
-            continue
-        fb = np.int64(b) * fstride
-        gf = np.zeros(9)
-        P = np.empty((3, 2))
-        for k in range(3):
-            vi = faces[fb, f, 2 - k if rev else k]
-            P[k, 0] = 0.5 * (np.float64(verts[b, vi, 0]) * n + n - 1.0)
-            P[k, 1] = 0.5 * (np.float64(verts[b, vi, 1]) * n + n - 1.0)
-        for edge in range(3):
-            i0 = edge
-            i1 = (edge + 1) % 3
-            i2 = (edge + 2) % 3
-            for axis in range(2):
-                a0 = P[i0, axis]
-                a1 = P[i1, axis]
-                a2 = P[i2, axis]
-                b0 = P[i0, 1 - axis]
-                b1 = P[i1, 1 - axis]
-                b2 = P[i2, 1 - axis]
-                if a0 == a1:
-                    continue
-                comp = 1 - axis
-                if axis == 0:
-                    direction = -1 if a0 < a1 else 1
-                else:
-                    direction = 1 if a0 < a1 else -1
-                lo = max(math.ceil(min(a0, a1)), 0.0)
-                hi = min(math.floor(max(a0, a1)), n - 1.0)
-                if hi < lo:
-                    continue
-                slope = (b1 - b0) / (a1 - a0)
-                for d0 in range(int(lo), int(hi) + 1):
-                    d1_cross = slope * (d0 - a0) + b0
-                    if not (d1_cross >= -1.0 and d1_cross <= n):
-                        continue
-                    if direction > 0:
-                        d1_in = int(math.floor(d1_cross))
-                    else:
-                        d1_in = int(math.ceil(d1_cross))
-                    d1_out = d1_in + direction
-                    if d1_in < 0 or d1_in >= is_ or d1_out < 0 or d1_out >= is_:
-                        continue
-                    if axis == 0:
-                        r_in, c_in, r_out, c_out = d1_in, d0, d1_out, d0
-                    else:
-                        r_in, c_in, r_out, c_out = d0, d1_in, d0, d1_out
-
-                    # OUT: the face grows across the edge
-                    if fim[b, r_in, c_in] == fn:
-                        line = (b * 2 + axis) * is_ + d0
-                        s = ptr[line]
-                        e = ptr[line + 1]
-                        if s < e:
-                            if direction > 0:
-                                k0 = s + np.searchsorted(pos[s:e], d1_out)
-                                k1 = e
-                            else:
-                                k0 = s
-                                k1 = s + np.searchsorted(pos[s:e], d1_out, side="right")
-                            for k in range(k0, k1):
-                                d1 = pos[k]
-                                if axis == 0:
-                                    dg = _diff(img, grad, b, d1, d0, r_in, c_in)
-                                else:
-                                    dg = _diff(img, grad, b, d0, d1, r_in, c_in)
-                                if dg <= 0.0:
-                                    continue
-                                delta = (d1 - d1_cross) * 2.0 / n
-                                _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
-
-                    # IN: the face shrinks; its own pixels would take the outside pixel's value
-                    if (d0 - a0) * (d0 - a2) < 0.0:
-                        d0_cross2 = (b2 - b0) / (a2 - a0) * (d0 - a0) + b0
-                    elif a1 != a2:
-                        d0_cross2 = (b1 - b2) / (a1 - a2) * (d0 - a2) + b2
-                    else:
-                        d0_cross2 = b2
-                    d0_cross2 = min(max(d0_cross2, -1.0), n)
-                    if direction > 0:
-                        d1_limit = int(math.ceil(d0_cross2))
-                    else:
-                        d1_limit = int(math.floor(d0_cross2))
-                    d1_from = max(min(d1_in, d1_limit), 0)
-                    d1_to = min(max(d1_in, d1_limit), is_ - 1)
-                    for d1 in range(d1_from, d1_to + 1):
-                        if axis == 0:
-                            if fim[b, d1, d0] != fn:
-                                continue
-                            dg = _diff(img, grad, b, d1, d0, r_out, c_out)
-                        else:
-                            if fim[b, d0, d1] != fn:
-                                continue
-                            dg = _diff(img, grad, b, d0, d1, r_out, c_out)
-                        if dg <= 0.0:
-                            continue
-                        delta = (d1 - d1_cross) * 2.0 / n
-                        _accumulate(gf, i0, i1, comp, a0, a1, d0, delta, dg, eps)
-        for k in range(3):
-            grad_faces[b, f, 2 * k] = gf[3 * k]
-            grad_faces[b, f, 2 * k + 1] = gf[3 * k + 1]
-
-
-# --------------------------------------------------------------------------------------------------
 # numpy-level drivers
 # --------------------------------------------------------------------------------------------------
-
-
-def _threads(work: int):
-    return kernel_threads(1 if work < PARALLEL_MIN_WORK else numba.config.NUMBA_NUM_THREADS)
 
 
 def sample(verts, faces, fim, textures, light, eps, bg):
@@ -383,26 +173,4 @@ def sample_backward(verts, faces, fim, textures, light, eps, grad):
 
 def backward(verts, faces, bounds, fim, img, grad, eps, two_sided):
     """Kato's gradient of multi-channel images w.r.t. the NDC vertices: (B, N, 3) float32 (z zero)."""
-    from .cpu_kernels import scatter_vertex_grads
-
-    B, N = verts.shape[:2]
-    F = faces.shape[1]
-    is_ = fim.shape[1]
-    out = np.zeros((B, N, 3), dtype=np.float32)
-    if F == 0:
-        return out
-    with _threads(B * (F + is_ * is_)):
-        owned = np.zeros((B, F * (2 if two_sided else 1)), dtype=np.uint8)
-        active = np.zeros(B, dtype=np.uint8)
-        counts = np.zeros((B, 2, is_), dtype=np.int64)
-        owned_and_candidates(fim, grad, owned, active, counts)
-        if not active.any():
-            return out
-        ptr = np.zeros(B * 2 * is_ + 1, dtype=np.int64)
-        np.cumsum(counts.reshape(-1), out=ptr[1:])
-        pos = np.empty(max(int(ptr[-1]), 1), dtype=np.int32)
-        candidates_fill(grad, ptr, pos)
-        grad_faces = np.zeros((B, F, 6), dtype=np.float32)
-        edge_backward(verts, faces, bounds, fim, img, grad, owned, active, ptr, pos, float(eps), grad_faces)
-        scatter_vertex_grads(faces, bounds, grad_faces, out)
-    return out
+    return edge_gradient(verts, faces, bounds, fim, img, grad, eps, two_sided, False)

@@ -16,6 +16,7 @@ the models is done here in NumPy/OpenCV, following BlazePose's published pipelin
   a pose-presence score and a 256×256 segmentation logit map, mapped back to the photo with the crop's
   affine map. (BlazePose's optional refinement on the model's 64×64 heatmaps is not done: as implemented
   here it made the visible keypoints of the composed scenes worse, 9.1 vs 7.8 px mean error.)
+cv2 (the [photo] extra) is imported inside the functions that use it, so the module imports without it.
 """
 
 from __future__ import annotations

