@@ -103,48 +103,48 @@ def _dilate(a):
 @njit(cache=True)
 def _fill_outside(grid):
     """In place: True (blocked) cells stay True, free cells become True unless 6-connected to (0, 0, 0)
-    through free cells (which become False). (0, 0, 0) must be free."""
+    through free cells (which become False). (0, 0, 0) must be free. Scanline fill along the last axis."""
     nx, ny, nz = grid.shape
-    n = nx * ny * nz
-    flat = grid.reshape(n)
-    reached = np.zeros(n, np.bool_)
-    stack = np.empty(n, np.int64)
-    top = 0
-    stack[0] = 0
-    reached[0] = True
+    state = np.empty((nx, ny, nz), np.uint8)            # 0 free, 1 blocked, 2 reached, 3 queued
+    for i in range(nx):
+        for j in range(ny):
+            for m in range(nz):
+                state[i, j, m] = 1 if grid[i, j, m] else 0
+    stack = np.empty((nx * ny * nz, 3), np.int64)
+    stack[0, 0] = stack[0, 1] = stack[0, 2] = 0
+    state[0, 0, 0] = 3
     top = 1
-    sy, sx = nz, ny * nz
     while top:
         top -= 1
-        c = stack[top]
-        i, r = c // sx, c % sx
-        j, m = r // sy, r % sy
-        if i > 0 and not reached[c - sx] and not flat[c - sx]:
-            reached[c - sx] = True
-            stack[top] = c - sx
-            top += 1
-        if i < nx - 1 and not reached[c + sx] and not flat[c + sx]:
-            reached[c + sx] = True
-            stack[top] = c + sx
-            top += 1
-        if j > 0 and not reached[c - sy] and not flat[c - sy]:
-            reached[c - sy] = True
-            stack[top] = c - sy
-            top += 1
-        if j < ny - 1 and not reached[c + sy] and not flat[c + sy]:
-            reached[c + sy] = True
-            stack[top] = c + sy
-            top += 1
-        if m > 0 and not reached[c - 1] and not flat[c - 1]:
-            reached[c - 1] = True
-            stack[top] = c - 1
-            top += 1
-        if m < nz - 1 and not reached[c + 1] and not flat[c + 1]:
-            reached[c + 1] = True
-            stack[top] = c + 1
-            top += 1
-    for c in range(n):
-        flat[c] = not reached[c]
+        i, j, m = stack[top, 0], stack[top, 1], stack[top, 2]
+        if state[i, j, m] == 2:
+            continue
+        m0 = m
+        while m0 > 0 and (state[i, j, m0 - 1] == 0 or state[i, j, m0 - 1] == 3):
+            m0 -= 1
+        m1 = m
+        while m1 < nz - 1 and (state[i, j, m1 + 1] == 0 or state[i, j, m1 + 1] == 3):
+            m1 += 1
+        for q in range(m0, m1 + 1):
+            state[i, j, q] = 2
+        for nb in range(4):
+            a = i + (1 if nb == 0 else -1 if nb == 1 else 0)
+            b = j + (1 if nb == 2 else -1 if nb == 3 else 0)
+            if a < 0 or a >= nx or b < 0 or b >= ny:
+                continue
+            prev = False
+            for q in range(m0, m1 + 1):
+                st = state[a, b, q]
+                free = st == 0 or st == 3
+                if free and not prev and st == 0:
+                    state[a, b, q] = 3
+                    stack[top, 0], stack[top, 1], stack[top, 2] = a, b, q
+                    top += 1
+                prev = free
+    for i in range(nx):
+        for j in range(ny):
+            for m in range(nz):
+                grid[i, j, m] = state[i, j, m] != 2
 
 
 @njit(cache=True)
