@@ -56,14 +56,22 @@ def cells(v, edges, origin, shape, voxel, voxel2):
                 shell[_cell(v[a, 0] + d0 * t, origin[0], voxel, nx), _cell(v[a, 1] + d1 * t, origin[1], voxel, ny),
                       _cell(v[a, 2] + d2 * t, origin[2], voxel, nz)] = True
     grid = _dilate(shell)
-    if grid[0, 0, 0]:                 # scipy.ndimage.label: the corner is background, every free cell differs
+    enclosed(grid)
+    return grid
+
+
+@njit(cache=True)
+def enclosed(grid):
+    """In place: cells of a boolean grid (True = blocked) that are not 6-connected to cell (0, 0, 0)
+    through free cells, i.e. `label(~grid)` (scipy.ndimage) `!= its label at (0, 0, 0)`."""
+    if grid[0, 0, 0]:                 # the corner is background (label 0): every free cell differs
+        nx, ny, nz = grid.shape
         for i in range(nx):
             for j in range(ny):
                 for m in range(nz):
                     grid[i, j, m] = not grid[i, j, m]
-        return grid
-    _fill_outside(grid)
-    return grid
+    else:
+        _fill_outside(grid)
 
 
 @njit(cache=True)
