@@ -156,6 +156,33 @@ def _fill_outside(grid):
 
 
 @njit(cache=True)
+def in_box(p, lo, hi):
+    """Indices of the points strictly inside the box lo–hi."""
+    keep = np.empty(p.shape[0], np.int64)
+    n = 0
+    for k in range(p.shape[0]):
+        if lo[0] < p[k, 0] < hi[0] and lo[1] < p[k, 1] < hi[1] and lo[2] < p[k, 2] < hi[2]:
+            keep[n] = k
+            n += 1
+    return keep[:n]
+
+
+@njit(cache=True)
+def in_cells(p, idx, origin, voxel, grid):
+    """The points p[idx] (inside the grid) whose cell is True in `grid`, as an (M,3) array."""
+    out = np.empty((idx.shape[0], 3))
+    n = 0
+    for k in idx:
+        i = int(np.floor((p[k, 0] - origin[0]) / voxel))
+        j = int(np.floor((p[k, 1] - origin[1]) / voxel))
+        m = int(np.floor((p[k, 2] - origin[2]) / voxel))
+        if grid[i, j, m]:
+            out[n, 0], out[n, 1], out[n, 2] = p[k, 0], p[k, 1], p[k, 2]
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True)
 def bucket(v, origin, shape, voxel):
     """Vertices grouped by cell: (start (cells + 1,), order (V,)); cell (i, j, m) holds
     order[start[c]:start[c + 1]], c = (i * ny + j) * nz + m, in ascending vertex order."""

@@ -106,17 +106,13 @@ class BodyVolume:
             return self._depth(points)
 
     def _depth(self, points: np.ndarray) -> float:
-        p = np.asarray(points)
-        keep = np.ones(len(p), bool)
-        for k in range(3):
-            keep &= (p[:, k] > self.lo[k]) & (p[:, k] < self.hi[k])
-        if not keep.any():
+        p = np.ascontiguousarray(points, np.float64)
+        inside = body_grid.in_box(p, self.lo, self.hi)
+        if not len(inside):
             return 0.0
-        p = p[keep].astype(np.float64)
         if self._cells is None:
             self._build_cells()
-        ijk = np.floor((p - self._origin) / VOXEL).astype(int)      # in the grid: p is in the bbox
-        p = p[self._cells[ijk[:, 0], ijk[:, 1], ijk[:, 2]]]
+        p = body_grid.in_cells(p, inside, self._origin, VOXEL, self._cells)    # in the grid: in the box
         if not len(p):
             return 0.0
         _, s = self.nearest(p)
