@@ -69,36 +69,32 @@ class BodyVolume:
         self.faces = faces
         self.lo = np.array([self.v[:, k].min() for k in range(3)])
         self.hi = np.array([self.v[:, k].max() for k in range(3)])
-        self._cells = self._buckets = None
+        self._origin = self.lo - 2 * VOXEL
+        self._shape = np.floor((self.hi - self._origin) / VOXEL).astype(np.int64) + 3
+        self._cells = self._buckets = self._normals = None
 
     def _build_cells(self):
         """Cells holding the surface (vertices, plus points along edges longer than a cell so that
         samples are ≤ one cell apart), dilated by one cell, and those the outside does not reach
         through the others."""
-        self._origin = self.lo - 2 * VOXEL
-        self._shape = np.floor((self.hi - self._origin) / VOXEL).astype(np.int64) + 3
         self._cells = body_grid.cells(self.v, _edges(self.faces), self._origin, self._shape, VOXEL, VOXEL ** 2)
 
-    def _topology(self):
-        if self._buckets is None:
-            self._buckets = body_grid.bucket(self.v, self._origin, self._shape, VOXEL)
-            self._normals = np.empty_like(self.v)
-            self._known = np.zeros(len(self.v), bool)
-        return (*self._buckets, *_vertex_faces(self.faces, len(self.v)), self._normals, self._known)
+    def _normal_args(self):
+        """The vertex-normal arguments of body_grid's kernels: faces, incidence, normals computed so far."""
+        if self._normals is None:
+            self._normals = (np.empty_like(self.v), np.zeros(len(self.v), bool))
+        return (*_vertex_faces(self.faces, len(self.v)), *self._normals)
 
     def _normals_at(self, idx: np.ndarray) -> np.ndarray:
         """Area-weighted unit normals of the vertices `idx` (= vertex_normals(...)[idx])."""
-        if self._cells is None:
-            self._build_cells()
-        *_, faces, vf_start, vf_faces, normals, known = self._topology()
-        return body_grid.normals_at(np.asarray(idx, np.int64), self.v, faces, vf_start, vf_faces, normals, known)
+        return body_grid.normals_at(np.asarray(idx, np.int64), self.v, *self._normal_args())
 
     def nearest(self, points: np.ndarray):
         """Nearest vertex (index) of each point and the point's signed distance along its normal."""
-        if self._cells is None:
-            self._build_cells()
+        if self._buckets is None:
+            self._buckets = body_grid.bucket(self.v, self._origin, self._shape, VOXEL)
         return body_grid.nearest_signed(np.ascontiguousarray(points, np.float64), self.v, self._origin,
-                                        self._shape, VOXEL, *self._topology())
+                                        self._shape, VOXEL, *self._buckets, *self._normal_args())
 
     def depth(self, points: np.ndarray) -> float:
         """Deepest penetration (m) of `points` into the body; 0 when none is inside."""
