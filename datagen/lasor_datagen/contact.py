@@ -3,10 +3,11 @@
 - `BodyVolume`: inside test and penetration depth of points against a posed body mesh. The sign
   comes from the nearest vertex's area-weighted normal, the depth from the distance to that vertex's
   tangent plane (exact for a locally flat surface, an underestimate deep inside, where it is large
-  anyway). Only points that can be inside are looked up in the k-d tree: those in the body's
+  anyway). Only points that can be inside look for their nearest vertex: those in the body's
   bounding box whose `VOXEL` cell is on or inside the surface (a voxel shell of the mesh, dilated by
-  one cell, flood-filled from outside); points in cells the fill reaches are outside. Tree and grid
-  are built on first need.
+  one cell, flood-filled from outside); points in cells the fill reaches are outside. The grid, the
+  vertices bucketed by cell (exact nearest-vertex search) and each vertex normal are built on first
+  need (numba kernels in `body_grid`).
 - `convex_depth`: exact penetration depth of points inside a convex mesh (every object occluder
   is convex as rendered: box, slab, cylinder, sphere and prism meshes).
 - `SelfContact`: a capsule body built from the model's mean shape (rest joints, and per-bone radii
@@ -18,11 +19,9 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from scipy import ndimage
-from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from lasor_datagen import body_grid
 from lasor_datagen.timers import stage
 
 PENETRATION_TOL = 0.005   # m: deeper than this counts as interpenetration while placing (audit: 1 cm)
@@ -40,21 +39,8 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
-def _dilate(a: np.ndarray) -> np.ndarray:
-    """3×3×3 box dilation of a boolean grid (three separable 1-D passes)."""
-    for ax in range(3):
-        b = a.copy()
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[ax], hi[ax] = slice(None, -1), slice(1, None)
-        b[tuple(lo)] |= a[tuple(hi)]
-        b[tuple(hi)] |= a[tuple(lo)]
-        a = b
-    return a
-
-
-_INCIDENCE: dict = {}
 _EDGES: dict = {}
+_VERTEX_FACES: dict = {}
 
 
 def _edges(faces: np.ndarray) -> np.ndarray:
@@ -63,60 +49,52 @@ def _edges(faces: np.ndarray) -> np.ndarray:
     if key not in _EDGES or _EDGES[key][0] is not faces:
         f = np.asarray(faces)
         e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
-        _EDGES[key] = (faces, np.unique(e, axis=0))
+        _EDGES[key] = (faces, np.ascontiguousarray(np.unique(e, axis=0), np.int64))
     return _EDGES[key][1]
 
 
-def _incidence(faces: np.ndarray, n_vertices: int):
-    """Vertex × face incidence (CSR) of a mesh topology, built once per faces array."""
+def _vertex_faces(faces: np.ndarray, n_vertices: int):
+    """Faces (int64) and vertex → face incidence of a mesh topology, built once per faces array."""
     key = (id(faces), n_vertices)
-    if key not in _INCIDENCE or _INCIDENCE[key][0] is not faces:
-        rows = np.asarray(faces).ravel()
-        cols = np.repeat(np.arange(len(faces)), 3)
-        _INCIDENCE[key] = (faces, sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, len(faces))))
-    return _INCIDENCE[key][1]
+    if key not in _VERTEX_FACES or _VERTEX_FACES[key][0] is not faces:
+        _VERTEX_FACES[key] = (faces, np.ascontiguousarray(faces, np.int64), *body_grid.vertex_faces(faces, n_vertices))
+    return _VERTEX_FACES[key][1:]
 
 
 class BodyVolume:
     """A posed body mesh for inside tests (see the module docstring)."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray):
-        self.v = np.asarray(vertices, np.float64)
+        self.v = np.ascontiguousarray(vertices, np.float64)
         self.faces = faces
         self.lo = np.array([self.v[:, k].min() for k in range(3)])
         self.hi = np.array([self.v[:, k].max() for k in range(3)])
-        self._tree = self._cells = None
+        self._origin = self.lo - 2 * VOXEL
+        self._shape = np.floor((self.hi - self._origin) / VOXEL).astype(np.int64) + 3
+        self._cells = self._buckets = self._normals = None
 
     def _build_cells(self):
         """Cells holding the surface (vertices, plus points along edges longer than a cell so that
         samples are ≤ one cell apart), dilated by one cell, and those the outside does not reach
         through the others."""
-        self._origin = self.lo - 2 * VOXEL
-        shape = np.floor((self.hi - self._origin) / VOXEL).astype(int) + 3
-        e = _edges(self.faces)
-        a, d = self.v[e[:, 0]], self.v[e[:, 1]] - self.v[e[:, 0]]
-        length2 = np.einsum("ij,ij->i", d, d)
-        long = length2 > VOXEL ** 2
-        surface = [self.v]
-        if long.any():
-            k = int(np.ceil(np.sqrt(length2.max()) / VOXEL))
-            surface += [a[long] + d[long] * (i / k) for i in range(1, k)]
-        surface = np.concatenate(surface)
-        shell = np.zeros(shape, bool)
-        shell[tuple(np.floor((surface - self._origin) / VOXEL).astype(int).T)] = True
-        regions, _ = ndimage.label(~_dilate(shell))
-        self._cells = regions != regions[0, 0, 0]         # shell or enclosed: may be inside
+        self._cells = body_grid.cells(self.v, _edges(self.faces), self._origin, self._shape, VOXEL, VOXEL ** 2)
+
+    def _normal_args(self):
+        """The vertex-normal arguments of body_grid's kernels: faces, incidence, normals computed so far."""
+        if self._normals is None:
+            self._normals = (np.empty_like(self.v), np.zeros(len(self.v), bool))
+        return (*_vertex_faces(self.faces, len(self.v)), *self._normals)
 
     def _normals_at(self, idx: np.ndarray) -> np.ndarray:
         """Area-weighted unit normals of the vertices `idx` (= vertex_normals(...)[idx])."""
-        u, inverse = np.unique(idx, return_inverse=True)
-        rows = _incidence(self.faces, len(self.v))[u]
-        fn = np.zeros((len(self.faces), 3))
-        f = np.unique(rows.indices)
-        tri = self.v[self.faces[f]]
-        fn[f] = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        n = rows @ fn
-        return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12))[inverse]
+        return body_grid.normals_at(np.asarray(idx, np.int64), self.v, *self._normal_args())
+
+    def nearest(self, points: np.ndarray):
+        """Nearest vertex (index) of each point and the point's signed distance along its normal."""
+        if self._buckets is None:
+            self._buckets = body_grid.bucket(self.v, self._origin, self._shape, VOXEL)
+        return body_grid.nearest_signed(np.ascontiguousarray(points, np.float64), self.v, self._origin,
+                                        self._shape, VOXEL, *self._buckets, *self._normal_args())
 
     def depth(self, points: np.ndarray) -> float:
         """Deepest penetration (m) of `points` into the body; 0 when none is inside."""
@@ -124,23 +102,16 @@ class BodyVolume:
             return self._depth(points)
 
     def _depth(self, points: np.ndarray) -> float:
-        p = np.asarray(points)
-        keep = np.ones(len(p), bool)
-        for k in range(3):
-            keep &= (p[:, k] > self.lo[k]) & (p[:, k] < self.hi[k])
-        if not keep.any():
+        p = np.ascontiguousarray(points, np.float64)
+        inside = body_grid.in_box(p, self.lo, self.hi)
+        if not len(inside):
             return 0.0
-        p = p[keep].astype(np.float64)
         if self._cells is None:
             self._build_cells()
-        ijk = np.floor((p - self._origin) / VOXEL).astype(int)      # in the grid: p is in the bbox
-        p = p[self._cells[ijk[:, 0], ijk[:, 1], ijk[:, 2]]]
+        p = body_grid.in_cells(p, inside, self._origin, VOXEL, self._cells)    # in the grid: in the box
         if not len(p):
             return 0.0
-        if self._tree is None:
-            self._tree = cKDTree(self.v)
-        _, i = self._tree.query(p)
-        s = np.einsum("ij,ij->i", p - self.v[i], self._normals_at(i))
+        _, s = self.nearest(p)
         return float(max(-s.min(), 0.0))
 
 
