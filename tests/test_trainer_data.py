@@ -104,16 +104,20 @@ def test_refuses_altered_shard_and_other_body_model(dataset, bodies, tmp_path):
 def test_a_shard_is_read_once_for_all_its_samples(dataset, bodies):
     """Why reading costs far less than a training step (timed in bench/bench_train.py): the first
     sample of a shard reads its fields from HDF5 in one go and every other sample of it comes from
-    memory — checked by closing the shard's file after the first read, so any later read would fail."""
+    memory — checked by moving the shard's file away after the first read, so any later read would
+    fail; no handle stays open (memory does not grow with the shards a run touches)."""
     info = open_dataset(dataset, expected_sha=bodies.expected_sha)
     ds = ShardDataset(info, [0, 1, 2], cfg(), train=True)
     first = ds[(0, 0)]
     shard, _ = ds.locate(0)
-    for f in ds._files.values():
-        f.close()
-    samples = [ds[(0, i)] for i in range(info.counts[shard])]
-    assert {ds.locate(i)[0] for i in range(len(samples))} == {shard}
-    assert all(np.array_equal(v, samples[0][k]) for k, v in first.items() if isinstance(v, np.ndarray))
-    ds._cache.clear()  # control: without the in-memory copy the closed file is really unreadable
-    with pytest.raises(LasorError, match="unreadable sample"):
-        ds[(0, 1)]
+    path = info.shards[shard]
+    os.rename(path, path + ".away")
+    try:
+        samples = [ds[(0, i)] for i in range(info.counts[shard])]
+        assert {ds.locate(i)[0] for i in range(len(samples))} == {shard}
+        assert all(np.array_equal(v, samples[0][k]) for k, v in first.items() if isinstance(v, np.ndarray))
+        ds._cache.clear()  # control: without the in-memory copy the moved file is really unreadable
+        with pytest.raises(LasorError, match="unreadable sample"):
+            ds[(0, 1)]
+    finally:
+        os.rename(path + ".away", path)

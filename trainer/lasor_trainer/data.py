@@ -4,9 +4,9 @@
   generator↔trainer contract); it refuses a dataset whose shards do not match the manifest or whose
   body model differs from the one the trainer uses.
 - `ShardDataset` is map-style: an item is `(epoch, global_index)`. Each process (DataLoader worker)
-  opens its own h5py handles lazily; it keeps the small per-sample arrays of a few recently used
-  shards in memory and reads the (chunked, compressed) masks one sample at a time — the dataset is
-  never loaded whole.
+  reads a shard's per-sample arrays (masks included) in one open of its file and keeps those of the
+  `data.shard_cache` most recently used shards; no file handle stays open — the dataset is never
+  loaded whole, and memory does not grow with its size.
 - `ShardBatchSampler` does shard-aware shuffling: each epoch shuffles the shard order, then the
   samples within groups of `group` consecutive (shuffled) shards, so a worker touches few shards at a
   time. The order is a pure function of (seed, epoch), and `start_batch` skips what a resumed run
@@ -137,26 +137,23 @@ class ShardDataset(torch.utils.data.Dataset):
         counts = [info.counts[i] for i in self.shard_ids]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._pid = None
-        self._files: dict = {}
         self._cache: OrderedDict = OrderedDict()
 
     def __len__(self):
         return int(self.offsets[-1])
 
     # ---- per-process HDF5 access ----
-    def _file(self, s: int):
-        if self._pid != os.getpid():  # a forked worker: never share the parent's handles
-            self._pid, self._files, self._cache = os.getpid(), {}, OrderedDict()
-        if s not in self._files:
-            self._files[s] = h5py.File(self.info.shards[s], "r")
-        return self._files[s]
-
     def _small(self, s: int):
-        f = self._file(s)
+        """Shard s's per-sample arrays, read whole in one open of its file (batches use all of it) and
+        kept for the `shard_cache` most recently used shards; no file stays open, so memory does not
+        grow with the number of shards a run touches."""
+        if self._pid != os.getpid():  # a forked worker: never share the parent's cache
+            self._pid, self._cache = os.getpid(), OrderedDict()
         if s in self._cache:
             self._cache.move_to_end(s)
             return self._cache[s]
-        arrays = {k: f[k][()] for k in SMALL_FIELDS + ("mask",)}  # whole shard at once: batches use all of it
+        with h5py.File(self.info.shards[s], "r") as f:
+            arrays = {k: f[k][()] for k in SMALL_FIELDS + ("mask",)}
         self._cache[s] = arrays
         while len(self._cache) > self.cfg.data.shard_cache:
             self._cache.popitem(last=False)
@@ -184,12 +181,7 @@ class ShardDataset(torch.utils.data.Dataset):
         return make_sample(self.raw(int(gidx)), self.cfg, rng if self.train else None, int(gidx))
 
     def close(self):
-        for f in self._files.values():
-            try:
-                f.close()
-            except Exception:
-                pass
-        self._files = {}
+        self._cache.clear()
 
 
 def prepare_input(visible: np.ndarray, kp: np.ndarray, conf: np.ndarray, cfg: Config,
