@@ -75,37 +75,25 @@ def enclosed(grid):
 
 
 @njit(cache=True)
-def _dilate(a):
-    """3×3×3 box dilation (three separable passes, no wrap at the borders)."""
+def _grow(a, di, dj, dm):
+    """`a` with both neighbours along (di, dj, dm) of every set cell set too (no wrap at the borders)."""
     nx, ny, nz = a.shape
     b = a.copy()
     for i in range(nx):
         for j in range(ny):
             for m in range(nz):
                 if a[i, j, m]:
-                    if i > 0:
-                        b[i - 1, j, m] = True
-                    if i < nx - 1:
-                        b[i + 1, j, m] = True
-    c = b.copy()
-    for i in range(nx):
-        for j in range(ny):
-            for m in range(nz):
-                if b[i, j, m]:
-                    if j > 0:
-                        c[i, j - 1, m] = True
-                    if j < ny - 1:
-                        c[i, j + 1, m] = True
-    d = c.copy()
-    for i in range(nx):
-        for j in range(ny):
-            for m in range(nz):
-                if c[i, j, m]:
-                    if m > 0:
-                        d[i, j, m - 1] = True
-                    if m < nz - 1:
-                        d[i, j, m + 1] = True
-    return d
+                    for s in (-1, 1):
+                        p, q, r = i + s * di, j + s * dj, m + s * dm
+                        if 0 <= p < nx and 0 <= q < ny and 0 <= r < nz:
+                            b[p, q, r] = True
+    return b
+
+
+@njit(cache=True)
+def _dilate(a):
+    """3×3×3 box dilation (three separable passes)."""
+    return _grow(_grow(_grow(a, 1, 0, 0), 0, 1, 0), 0, 0, 1)
 
 
 @njit(cache=True)
